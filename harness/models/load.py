@@ -1,0 +1,95 @@
+"""Load a resolved model with transformers, once, for lm-eval to score."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import ModelSpec
+from harness.errors import BadInputError, ModelLoadError
+from harness.models.resolve import ModelSource
+
+
+@dataclass
+class LoadedModel:
+    """A model and its tokenizer in memory, with where and how they were loaded."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: str
+    load_seconds: float
+    parameters: int
+
+
+def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
+    """Load weights and tokenizer from `source` on the device and dtype `spec` asks for.
+
+    Remote code is never run: a model whose config needs it fails here with a clear error.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = _pick_device(spec, torch)
+    started = time.perf_counter()
+    common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+    if source.gguf_file:
+        common["gguf_file"] = source.gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.directory, **common)
+        dtype = _pick_dtype(spec, device, source, torch)
+        placement = {"device_map": {"": device}} if device.startswith("cuda") else {}
+        model = AutoModelForCausalLM.from_pretrained(
+            source.directory, dtype=dtype, **placement, **common
+        )
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        raise ModelLoadError(
+            f"model '{spec.id}': out of memory loading {source.describe()} on {device} "
+            f"({exc}). Use a smaller dtype, another device, or a machine with more memory."
+        ) from None
+    except Exception as exc:  # transformers, safetensors and gguf raise many kinds
+        raise ModelLoadError(
+            f"model '{spec.id}': could not load {source.describe()}: "
+            f"{type(exc).__name__}: {_first_line(exc)}. A weight or tokenizer file may be "
+            "corrupt, truncated or for another architecture: compare its sha256 with the "
+            "source and copy it again."
+        ) from None
+    model.eval()
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        dtype=str(model.dtype).removeprefix("torch."),
+        load_seconds=time.perf_counter() - started,
+        parameters=sum(p.numel() for p in model.parameters()),
+    )
+
+
+def _pick_device(spec: ModelSpec, torch) -> str:
+    if spec.device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if spec.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BadInputError(
+                f"model '{spec.id}': device {spec.device} asked for, but torch sees no GPU "
+                f"(torch {torch.__version__}). Set `device: cpu` or `device: auto`."
+            )
+        return spec.device if ":" in spec.device else "cuda:0"
+    return "cpu"
+
+
+def _pick_dtype(spec: ModelSpec, device: str, source: ModelSource, torch):
+    if spec.dtype != "auto":
+        return getattr(torch, spec.dtype)
+    if device == "cpu":
+        # Half types are slow on most CPUs and GGUF dequantizes to float32 anyway.
+        return torch.float32
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else "(no message)"

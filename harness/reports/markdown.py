@@ -1,0 +1,189 @@
+"""`report.md`: the scores as a table of models by suites, then which weights, where, and the
+offline attestation. Built from results.json alone, so it can be regenerated from any run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.evaluation import primary_metric
+
+
+def render_report(results: dict[str, Any]) -> str:
+    """The Markdown report for a results.json document."""
+    run = results["run"]
+    lines = [f"# Run `{run['name']}`", ""]
+    if results["config"].get("description"):
+        lines += [results["config"]["description"].strip(), ""]
+    lines += [
+        f"- Status: **{results['status']}** (exit code {results.get('exit_code', '-')})",
+        f"- Started {run['started']}, finished {run.get('finished') or '-'}, "
+        f"wall time {_seconds(run.get('wall_seconds'))}",
+        f"- Config: `{run.get('config_file') or '-'}` (sha256 `{results['config_hash'][:16]}…`)",
+        "",
+        "## Scores",
+        "",
+        "lm-eval's numbers, unchanged: the primary metric (acc for multiple choice) ± its "
+        "standard error. Per-item logs are in `samples/`.",
+        "",
+    ]
+    lines += _score_tables(results)
+    lines += ["## Models", ""]
+    lines += _model_table(results)
+    lines += ["## Environment", ""]
+    lines += _environment(results["environment"])
+    lines += ["## Offline attestation", ""]
+    lines += _attestation(results["offline"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _score_tables(results: dict) -> list[str]:
+    lines: list[str] = []
+    models = results["models"]
+    for suite in results["config"]["suites"]:
+        info = results.get("suites", {}).get(suite, {})
+        leaves = info.get("tasks", [])
+        languages = info.get("languages", {})
+        columns = [suite] + [t for t in leaves if t != suite]
+        header = ["model"] + [
+            f"{languages[c]} ({c})" if c in languages else c for c in columns
+        ]
+        lines += [f"### {suite}", "", _row(header), _row(["---"] * len(header))]
+        for model_id, model in models.items():
+            suite_result = model.get("suites", {}).get(suite)
+            cells = [model_id]
+            for column in columns:
+                cells.append(_score_cell(suite_result, column))
+            lines.append(_row(cells))
+        lines.append("")
+        metric_names = {
+            primary_metric(task.get("metrics", {}))[0]
+            for model in models.values()
+            for task in model.get("suites", {}).get(suite, {}).get("tasks", {}).values()
+        } - {""}
+        if metric_names:
+            lines += [f"Metric: {', '.join(sorted(metric_names))}.", ""]
+    failures = [
+        (model_id, suite, result.get("error"))
+        for model_id, model in models.items()
+        for suite, result in model.get("suites", {}).items()
+        if result.get("status") == "failed"
+    ] + [(model_id, "(load)", m.get("error")) for model_id, m in models.items() if m.get("status") == "failed"]
+    if failures:
+        lines += ["Failures:", ""]
+        lines += [f"- `{m}` / `{s}`: {e}" for m, s, e in failures]
+        lines.append("")
+    return lines
+
+
+def _score_cell(suite_result: dict | None, task: str) -> str:
+    if not suite_result:
+        return "—"
+    if suite_result.get("status") == "failed":
+        return "failed"
+    task_result = suite_result.get("tasks", {}).get(task)
+    if not task_result:
+        return "—"
+    _, value, stderr = primary_metric(task_result.get("metrics", {}))
+    if value is None:
+        return "n/a"
+    return f"{value:.3f} ± {stderr:.3f}" if stderr is not None else f"{value:.3f}"
+
+
+def _model_table(results: dict) -> list[str]:
+    lines = [
+        _row(["model", "source", "dtype", "device", "parameters", "load", "status"]),
+        _row(["---"] * 7),
+    ]
+    files: list[str] = []
+    for model_id, model in results["models"].items():
+        identity = model.get("identity", {})
+        params = model.get("parameters")
+        lines.append(
+            _row(
+                [
+                    model_id,
+                    f"{identity.get('kind', '?')}: `{identity.get('location', '?')}`",
+                    model.get("dtype") or "—",
+                    model.get("device") or "—",
+                    f"{params / 1e6:.1f} M" if params else "—",
+                    _seconds(model.get("load_seconds")),
+                    model.get("status", "?"),
+                ]
+            )
+        )
+        for weight in identity.get("weight_files", []):
+            files.append(
+                f"- `{model_id}`: `{weight['real_path']}` — {weight['size_bytes']:,} bytes, "
+                f"sha256 `{weight['sha256']}`"
+            )
+    lines.append("")
+    if files:
+        lines += ["Weight files:", "", *files, ""]
+    return lines
+
+
+def _environment(env: dict) -> list[str]:
+    hw = env.get("hardware", {})
+    memory = hw.get("memory_bytes")
+    lines = [
+        f"- Machine: {hw.get('cpu', '?')}, {hw.get('cpu_count', '?')} CPUs, "
+        f"{memory / 2**30:.1f} GiB RAM" if memory else f"- Machine: {hw.get('cpu', '?')}",
+        f"- OS: {hw.get('os', '?')} ({hw.get('machine', '?')})",
+    ]
+    for gpu in hw.get("gpus", []):
+        lines.append(
+            f"- GPU {gpu['index']}: {gpu['name']}, {gpu['memory_bytes'] / 2**30:.1f} GiB, "
+            f"compute capability {gpu['compute_capability']}"
+        )
+    if not hw.get("gpus"):
+        lines.append("- GPU: none used")
+    versions = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v)
+    lines += [f"- Software: {versions}", ""]
+    return lines
+
+
+def _attestation(offline: dict) -> list[str]:
+    attempts = offline.get("attempts", [])
+    guard = offline.get("guard", {})
+    env = offline.get("env", {})
+    lines = [
+        f"- Offline variables set by harness before any library loaded: "
+        f"{'yes' if offline.get('set_offline_env') else 'NO (disabled in the config)'}",
+        "- In force: " + ", ".join(f"`{k}={v}`" for k, v in env.items() if v is not None),
+    ]
+    if offline.get("imported_before_env"):
+        lines.append(
+            "- Warning: imported before the variables were set: "
+            + ", ".join(offline["imported_before_env"])
+        )
+    lines += [
+        f"- Network guard: Python audit hook, {'installed' if guard.get('installed') else 'NOT installed'}; "
+        f"loopback {'allowed' if guard.get('allow_loopback') else 'forbidden'}; "
+        f"self-test {'passed' if guard.get('self_test') else 'FAILED'}",
+        f"- Scope: {guard.get('scope', '')}",
+        f"- Network attempts during the run: **{len(attempts)}**",
+        "",
+    ]
+    if attempts:
+        lines += [
+            _row(["time", "event", "target", "package", "origin", "blocked"]),
+            _row(["---"] * 6),
+        ]
+        for a in attempts:
+            target = f"{a['host']}:{a['port']}" if a.get("port") else a["host"]
+            lines.append(
+                _row([a["time"], a["event"], target, a["package"], f"`{a['origin']}`",
+                      "yes" if a.get("blocked") else "no"])
+            )
+        lines.append("")
+    else:
+        lines += ["No attempt to resolve or reach a host other than loopback was seen.", ""]
+    return lines
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _seconds(value) -> str:
+    return f"{value:.1f} s" if isinstance(value, (int, float)) else "—"

@@ -1,0 +1,187 @@
+"""Find suites: lm-eval tasks and groups in the project's `tasks/`, a config's `task_paths`,
+or lm-eval's own registry, and check that their local data is readable before a model loads."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import TaskError
+from harness.suites.jsonl import LOADER, check_jsonl, resolve_data_files
+
+PROJECT_TASKS = Path(__file__).resolve().parents[2] / "tasks"
+
+
+@dataclass
+class SuiteInfo:
+    """A suite as harness sees it before running: what it contains and where its data is."""
+
+    name: str
+    kind: str
+    """`group` or `task`."""
+    source: str
+    """The YAML file defining it, or `lm-eval registry`."""
+    tasks: list[str] = field(default_factory=list)
+    """Leaf task names."""
+    languages: dict[str, str] = field(default_factory=dict)
+    """Leaf task name -> language code (from the task's `metadata.language`)."""
+    items: dict[str, int] = field(default_factory=dict)
+    """Leaf task name -> number of items in its local data (when local)."""
+    data_files: list[Path] = field(default_factory=list)
+
+    @property
+    def total_items(self) -> int:
+        return sum(self.items.values())
+
+
+class SuiteCatalog:
+    """The suites visible to a run. lm-eval's full registry (about 15,000 YAML files, some
+    twenty seconds to index) is read only when a suite is not found in the local directories."""
+
+    def __init__(self, task_paths: list[Path] | None = None) -> None:
+        self.directories = [PROJECT_TASKS, *(task_paths or [])]
+        for directory in self.directories[1:]:
+            if not directory.is_dir():
+                raise TaskError(f"task path {directory} does not exist (from `task_paths:`)")
+        self._local = None
+        self._full = None
+
+    @property
+    def local(self):
+        """A TaskManager over the local task directories only."""
+        if self._local is None:
+            from lm_eval.tasks import TaskManager
+
+            self._local = TaskManager(include_path=self._dirs(), include_defaults=False)
+        return self._local
+
+    def full(self):
+        """A TaskManager over the local directories and lm-eval's registry."""
+        if self._full is None:
+            from lm_eval.tasks import TaskManager
+
+            self._full = TaskManager(include_path=self._dirs())
+        return self._full
+
+    def manager_for(self, names: list[str]):
+        """The cheapest TaskManager that knows every name in `names`."""
+        if all(name in self.local.task_index for name in names):
+            return self.local
+        return self.full()
+
+    def check(self, names: list[str]) -> list[SuiteInfo]:
+        """Resolve each suite name and read its local data; raise `TaskError` on the first
+        unknown name or broken file."""
+        manager = self.manager_for(names)
+        unknown = [n for n in names if n not in manager.task_index]
+        if unknown:
+            raise TaskError(self._unknown_message(unknown, manager))
+        return [self.describe(name, manager) for name in names]
+
+    def describe(self, name: str, manager=None) -> SuiteInfo:
+        """What suite `name` contains, counting the items of its local JSONL data."""
+        manager = manager or self.local
+        entry = manager.task_index[name]
+        kind = "group" if entry.kind.name == "GROUP" else "task"
+        info = SuiteInfo(name=name, kind=kind, source=self._source(entry))
+        for leaf_name, cfg in self._leaves(name, manager.task_index, seen=set()):
+            info.tasks.append(leaf_name)
+            language = (cfg.get("metadata") or {}).get("language")
+            if language:
+                info.languages[leaf_name] = str(language)
+            files = self._local_data_files(cfg, manager.task_index.get(leaf_name))
+            if files:
+                info.data_files += files
+                info.items[leaf_name] = sum(check_jsonl(p) for p in files)
+        return info
+
+    def local_suites(self) -> list[SuiteInfo]:
+        """Every group in the local directories, and every task not inside one of them."""
+        index = self.local.task_index
+        grouped: set[str] = set()
+        infos = []
+        for name, entry in sorted(index.items()):
+            if entry.kind.name == "GROUP":
+                info = self.describe(name)
+                grouped.update(info.tasks)
+                infos.append(info)
+        for name, entry in sorted(index.items()):
+            if entry.kind.name in ("TASK", "PY_TASK") and name not in grouped:
+                infos.append(self.describe(name))
+        return infos
+
+    def _leaves(self, name: str, index: dict, seen: set[str]):
+        entry = index.get(name)
+        if entry is None or name in seen:
+            return
+        seen.add(name)
+        cfg: dict[str, Any] = entry.cfg or {}
+        if entry.kind.name == "GROUP":
+            for child in _as_list(cfg.get("task")):
+                if isinstance(child, str):
+                    yield from self._leaves(child, index, seen)
+                elif isinstance(child, dict) and "task" in child:
+                    yield str(child["task"]), child
+        elif entry.kind.name == "TAG":
+            for other, other_entry in index.items():
+                if name in (other_entry.tags or ()):
+                    yield from self._leaves(other, index, seen)
+        else:
+            yield name, cfg
+
+    def _local_data_files(self, cfg: dict, entry) -> list[Path]:
+        kwargs = cfg.get("dataset_kwargs") or {}
+        loader = str(cfg.get("custom_dataset") or "")
+        uses_local_loader = loader.endswith(LOADER)
+        is_json = cfg.get("dataset_path") in ("json", "jsonl") or uses_local_loader
+        if not is_json or "data_files" not in kwargs:
+            return []
+        base = entry.yaml_path.parent if entry is not None and entry.yaml_path else Path()
+        if not uses_local_loader:
+            base = Path()  # plain `dataset_path: json` resolves against the working directory
+        return [p for paths in resolve_data_files(kwargs["data_files"], base).values() for p in paths]
+
+    def _source(self, entry) -> str:
+        if entry.yaml_path is None:
+            return "lm-eval (python)"
+        path = Path(entry.yaml_path)
+        for directory in self.directories:
+            if path.is_relative_to(directory.resolve()):
+                return str(path)
+        return "lm-eval registry"
+
+    def _unknown_message(self, unknown: list[str], manager) -> str:
+        lines = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, manager.all_tasks, n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            lines.append(f"unknown suite '{name}': no lm-eval task, group or tag by that name.{hint}")
+        broken = self._unreadable_yaml()
+        if broken:
+            lines.append("These task files could not be read and may be the cause:")
+            lines += [f"  {path}: {reason}" for path, reason in broken]
+        lines.append("`harness tasks` lists the local suites.")
+        return "\n".join(lines)
+
+    def _unreadable_yaml(self) -> list[tuple[Path, str]]:
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        broken = []
+        for directory in self.directories:
+            for path in sorted(directory.glob("**/*.yaml")):
+                try:
+                    load_yaml(path, resolve_func=False)
+                except Exception as exc:
+                    broken.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        return broken
+
+    def _dirs(self) -> list[str]:
+        return [str(d) for d in self.directories if d.is_dir()]
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
