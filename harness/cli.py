@@ -29,10 +29,25 @@ def main() -> None:
 
 @main.command("run")
 @click.argument("config_file", type=click.Path(path_type=Path))
-@click.option("--limit", type=click.IntRange(min=1), help="Score only the first N items of each task.")
-@click.option("--output", "output_dir", type=click.Path(path_type=Path), help="Results root (default: the config's output_dir, `results`).")
-@click.option("--model", "models", multiple=True, metavar="ID", help="Run only this model id (repeatable).")
-@click.option("--suite", "suites", multiple=True, metavar="NAME", help="Run only this suite (repeatable; any lm-eval task or group).")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Score only the first N items of each task."
+)
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(path_type=Path),
+    help="Results root (default: the config's output_dir, `results`).",
+)
+@click.option(
+    "--model", "models", multiple=True, metavar="ID", help="Run only this model id (repeatable)."
+)
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this suite (repeatable; any lm-eval task or group).",
+)
 def run_command(config_file: Path, limit, output_dir, models, suites) -> None:
     """Score the config's models on its suites and write results/<name>/<time>/."""
     from harness.config import load_config
@@ -86,7 +101,13 @@ def validate_command(config_file: Path) -> None:
 
 
 @main.command("tasks")
-@click.option("--path", "paths", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False), help="Extra task directory (repeatable).")
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Extra task directory (repeatable).",
+)
 def tasks_command(paths) -> None:
     """List the suites found in tasks/ (and --path), with languages and sizes."""
 
@@ -101,8 +122,12 @@ def tasks_command(paths) -> None:
         for info in SuiteCatalog(list(paths)).local_suites():
             languages = ", ".join(sorted(set(info.languages.values()))) or "—"
             table.add_row(
-                info.name, info.kind, str(len(info.tasks)), languages,
-                str(info.total_items) if info.items else "—", _short(info.source),
+                info.name,
+                info.kind,
+                str(len(info.tasks)),
+                languages,
+                str(info.total_items) if info.items else "—",
+                _short(info.source),
             )
         Console().print(table)
         return 0
@@ -141,7 +166,10 @@ def _print_summary(data: dict) -> None:
                 name, value, stderr = primary_metric(task_result.get("metrics", {}))
                 counts = task_result.get("n_samples") or {}
                 table.add_row(
-                    model_id, suite, task, name.split(",")[0],
+                    model_id,
+                    suite,
+                    task,
+                    name.split(",")[0],
                     f"{value:.3f}" if value is not None else "n/a",
                     f"{stderr:.3f}" if stderr is not None else "",
                     str(counts.get("effective", "")),

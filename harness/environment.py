@@ -8,8 +8,20 @@ import sys
 from importlib import metadata
 
 PACKAGES = (
-    "harness", "torch", "transformers", "lm_eval", "datasets", "huggingface_hub", "tokenizers",
-    "accelerate", "gguf", "safetensors", "numpy", "pydantic", "click", "rich",
+    "harness",
+    "torch",
+    "transformers",
+    "lm_eval",
+    "datasets",
+    "huggingface_hub",
+    "tokenizers",
+    "accelerate",
+    "gguf",
+    "safetensors",
+    "numpy",
+    "pydantic",
+    "click",
+    "rich",
 )
 
 

@@ -130,8 +130,7 @@ def sample_records(task: str, samples: list[dict[str, Any]], output_type: str) -
 def output_types(raw: dict[str, Any]) -> dict[str, str]:
     """Task name -> lm-eval output_type, from the task configs in the raw output."""
     return {
-        name: str(cfg.get("output_type", ""))
-        for name, cfg in (raw.get("configs") or {}).items()
+        name: str(cfg.get("output_type", "")) for name, cfg in (raw.get("configs") or {}).items()
     }
 
 

@@ -160,8 +160,9 @@ def run(
     save()
     try:
         for spec in config.models:
-            _run_model(spec, sources[spec.id], config, manager, data, result, save, say,
-                       hash_weight_files)
+            _run_model(
+                spec, sources[spec.id], config, manager, data, result, save, say, hash_weight_files
+            )
         data["status"] = "failed" if result.failures else "complete"
     except KeyboardInterrupt:
         data["status"] = "interrupted"
@@ -181,7 +182,7 @@ def run(
 
 
 def _run_model(spec: ModelSpec, source, config, manager, data, result, save, say, hash_files):
-    from harness.evaluation import evaluate_suite, make_lm
+    from harness.evaluation import make_lm
     from harness.models import load_model
 
     entry: dict[str, Any] = data["models"].setdefault(spec.id, {"status": "running", "suites": {}})
@@ -264,7 +265,11 @@ def _run_suite(lm, suite: str, spec: ModelSpec, config: RunConfig, manager, resu
             },
         }
     result.failures.append(f"{spec.id} / {suite}: {message}")
-    return {"status": "failed", "error": message, "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "status": "failed",
+        "error": message,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def _new_run_dir(root: Path, name: str, started: datetime) -> Path:

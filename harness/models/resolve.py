@@ -54,7 +54,8 @@ def resolve_model_source(spec: ModelSpec) -> ModelSource:
         if not directory.is_dir():
             raise ModelNotFoundError(
                 f"model '{spec.id}': {directory} does not exist. Point `path:` at a directory "
-                "in Hugging Face layout (config.json, *.safetensors, tokenizer files) or a .gguf file."
+                "in Hugging Face layout (config.json, *.safetensors, tokenizer files) "
+                "or at a .gguf file."
             )
     weights = _weight_files(spec, directory)
     return ModelSource(
@@ -73,9 +74,7 @@ def _from_hf_cache(spec: ModelSpec) -> tuple[Path, str]:
 
     revision = spec.revision or "main"
     try:
-        snapshot = Path(
-            snapshot_download(spec.repo, revision=revision, local_files_only=True)
-        )
+        snapshot = Path(snapshot_download(spec.repo, revision=revision, local_files_only=True))
     except Exception as exc:  # the hub raises several kinds for "not in the cache"
         raise ModelNotFoundError(
             f"model '{spec.id}': {spec.repo} (revision {revision}) is not in the local Hugging "
@@ -112,7 +111,9 @@ def _weight_files(spec: ModelSpec, directory: Path) -> list[Path]:
             f"model '{spec.id}': {directory} has no config.json, so it is not a model directory "
             "in Hugging Face layout. For a GGUF file set `gguf_file:`."
         )
-    weights = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("pytorch_model*.bin"))
+    weights = sorted(directory.glob("*.safetensors")) or sorted(
+        directory.glob("pytorch_model*.bin")
+    )
     if not weights:
         raise ModelNotFoundError(
             f"model '{spec.id}': no weight files (*.safetensors or pytorch_model*.bin) in "

@@ -33,11 +33,29 @@ _TARGETS = {
 
 # Packages that only carry a request for someone else; the caller named is the one above them.
 _TRANSPORTS = frozenset(
-    {"httpx", "httpcore", "h11", "h2", "anyio", "sniffio", "urllib3", "requests", "aiohttp",
-     "certifi", "fsspec", "aiohappyeyeballs", "yarl", "truststore"}
+    {
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "httpcore2",
+        "h11",
+        "h2",
+        "anyio",
+        "sniffio",
+        "urllib3",
+        "requests",
+        "aiohttp",
+        "aiohappyeyeballs",
+        "yarl",
+        "certifi",
+        "truststore",
+        "fsspec",
+    }
 )
 
-_SELF_TEST_HOST = "192.0.2.1"  # TEST-NET-1: a numeric address, so even an unguarded lookup stays local
+_SELF_TEST_HOST = (
+    "192.0.2.1"  # TEST-NET-1: a numeric address, so even an unguarded lookup stays local
+)
 
 
 class EgressBlocked(ConnectionRefusedError):
@@ -148,7 +166,7 @@ class NetworkGuard:
             thread=threading.current_thread().name,
             package=package or "(stdlib)",
             origin=origin,
-            stack=stack[:12],
+            stack=stack[:24],
         )
         with self._lock:
             self._records.append(record)

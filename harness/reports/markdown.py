@@ -44,9 +44,7 @@ def _score_tables(results: dict) -> list[str]:
         leaves = info.get("tasks", [])
         languages = info.get("languages", {})
         columns = [suite] + [t for t in leaves if t != suite]
-        header = ["model"] + [
-            f"{languages[c]} ({c})" if c in languages else c for c in columns
-        ]
+        header = ["model"] + [f"{languages[c]} ({c})" if c in languages else c for c in columns]
         lines += [f"### {suite}", "", _row(header), _row(["---"] * len(header))]
         for model_id, model in models.items():
             suite_result = model.get("suites", {}).get(suite)
@@ -67,7 +65,11 @@ def _score_tables(results: dict) -> list[str]:
         for model_id, model in models.items()
         for suite, result in model.get("suites", {}).items()
         if result.get("status") == "failed"
-    ] + [(model_id, "(load)", m.get("error")) for model_id, m in models.items() if m.get("status") == "failed"]
+    ] + [
+        (model_id, "(load)", m.get("error"))
+        for model_id, m in models.items()
+        if m.get("status") == "failed"
+    ]
     if failures:
         lines += ["Failures:", ""]
         lines += [f"- `{m}` / `{s}`: {e}" for m, s, e in failures]
@@ -105,7 +107,7 @@ def _model_table(results: dict) -> list[str]:
                     f"{identity.get('kind', '?')}: `{identity.get('location', '?')}`",
                     model.get("dtype") or "—",
                     model.get("device") or "—",
-                    f"{params / 1e6:.1f} M" if params else "—",
+                    _count(params),
                     _seconds(model.get("load_seconds")),
                     model.get("status", "?"),
                 ]
@@ -127,7 +129,9 @@ def _environment(env: dict) -> list[str]:
     memory = hw.get("memory_bytes")
     lines = [
         f"- Machine: {hw.get('cpu', '?')}, {hw.get('cpu_count', '?')} CPUs, "
-        f"{memory / 2**30:.1f} GiB RAM" if memory else f"- Machine: {hw.get('cpu', '?')}",
+        f"{memory / 2**30:.1f} GiB RAM"
+        if memory
+        else f"- Machine: {hw.get('cpu', '?')}",
         f"- OS: {hw.get('os', '?')} ({hw.get('machine', '?')})",
     ]
     for gpu in hw.get("gpus", []):
@@ -156,8 +160,9 @@ def _attestation(offline: dict) -> list[str]:
             "- Warning: imported before the variables were set: "
             + ", ".join(offline["imported_before_env"])
         )
+    installed = "installed" if guard.get("installed") else "NOT installed"
     lines += [
-        f"- Network guard: Python audit hook, {'installed' if guard.get('installed') else 'NOT installed'}; "
+        f"- Network guard: Python audit hook, {installed}; "
         f"loopback {'allowed' if guard.get('allow_loopback') else 'forbidden'}; "
         f"self-test {'passed' if guard.get('self_test') else 'FAILED'}",
         f"- Scope: {guard.get('scope', '')}",
@@ -172,8 +177,16 @@ def _attestation(offline: dict) -> list[str]:
         for a in attempts:
             target = f"{a['host']}:{a['port']}" if a.get("port") else a["host"]
             lines.append(
-                _row([a["time"], a["event"], target, a["package"], f"`{a['origin']}`",
-                      "yes" if a.get("blocked") else "no"])
+                _row(
+                    [
+                        a["time"],
+                        a["event"],
+                        target,
+                        a["package"],
+                        f"`{a['origin']}`",
+                        "yes" if a.get("blocked") else "no",
+                    ]
+                )
             )
         lines.append("")
     else:
@@ -183,6 +196,15 @@ def _attestation(offline: dict) -> list[str]:
 
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _count(value) -> str:
+    if not value:
+        return "—"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f} {unit}"
+    return str(value)
 
 
 def _seconds(value) -> str:

