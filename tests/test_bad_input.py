@@ -15,6 +15,14 @@ def config_for(model: dict, suites=("smoke_en",), **extra) -> dict:
     return {"name": "bad", "models": [{"id": "m", **model}], "suites": list(suites), **extra}
 
 
+def rename_suite(directory, old: str, new: str) -> None:
+    """Rename a copied suite's tasks and files so that they do not clash with the original."""
+    for path in list(directory.glob(f"*{old}*")):
+        text = path.read_text(encoding="utf-8").replace(old, new)
+        path.with_name(path.name.replace(old, new)).write_text(text, encoding="utf-8")
+        path.unlink()
+
+
 def assert_user_error(proc, code: int, *fragments: str) -> None:
     output = proc.stdout + proc.stderr
     assert proc.returncode == code, output
@@ -63,9 +71,7 @@ def test_unknown_task(tmp_path, tiny_model_dir):
 def test_task_jsonl_line_that_is_not_json(tmp_path, tiny_model_dir):
     tasks = tmp_path / "tasks"
     shutil.copytree(REPO / "tasks" / "smoke", tasks / "mine")
-    for yaml_file in (tasks / "mine").glob("*.yaml"):  # rename so they do not clash
-        text = yaml_file.read_text(encoding="utf-8").replace("smoke", "mine")
-        yaml_file.write_text(text, encoding="utf-8")
+    rename_suite(tasks / "mine", "smoke", "mine")
     data = tasks / "mine" / "data" / "hi.jsonl"
     lines = data.read_text(encoding="utf-8").splitlines()
     lines[6] = lines[6][:-1]  # drop the closing brace of line 7
@@ -96,4 +102,19 @@ def test_corrupted_weight_file_fails_the_model_and_keeps_the_results(
     assert (
         results["models"]["m"]["identity"]["weight_files"][0]["size_bytes"]
         == weights.stat().st_size
+    )
+
+
+def test_group_listing_an_unreadable_task(tmp_path, tiny_model_dir):
+    tasks = tmp_path / "tasks"
+    shutil.copytree(REPO / "tasks" / "smoke", tasks / "mine")
+    rename_suite(tasks / "mine", "smoke", "mine")
+    (tasks / "mine" / "_mine_template_yaml").unlink()  # every task's include is now missing
+    path = write_config(
+        tmp_path,
+        config_for({"path": str(tiny_model_dir)}, suites=["mine"], task_paths=[str(tasks)]),
+    )
+    proc = run_harness("validate", str(path))
+    assert_user_error(
+        proc, 2, "group 'mine'", "lists task 'mine_en'", "mine_en.yaml", "_mine_template_yaml"
     )

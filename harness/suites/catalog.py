@@ -120,6 +120,8 @@ class SuiteCatalog:
         cfg: dict[str, Any] = entry.cfg or {}
         if entry.kind.name == "GROUP":
             for child in _as_list(cfg.get("task")):
+                if isinstance(child, str) and child not in index:
+                    raise TaskError(self._missing_member_message(name, entry, child))
                 if isinstance(child, str):
                     yield from self._leaves(child, index, seen)
                 elif isinstance(child, dict) and "task" in child:
@@ -129,7 +131,22 @@ class SuiteCatalog:
                 if name in (other_entry.tags or ()):
                     yield from self._leaves(other, index, seen)
         else:
+            if entry.kind.name == "TASK" and not (
+                cfg.get("dataset_path") or cfg.get("custom_dataset")
+            ):
+                raise TaskError(
+                    f"task '{name}' ({entry.yaml_path}) names no data: set `dataset_path` "
+                    "(a hub dataset, or `json` with `dataset_kwargs.data_files`) or "
+                    f"`custom_dataset: !function {LOADER}`."
+                )
             yield name, cfg
+
+    def _missing_member_message(self, group: str, entry, child: str) -> str:
+        lines = [
+            f"group '{group}' ({entry.yaml_path}) lists task '{child}', which no readable "
+            "task file defines."
+        ]
+        return "\n".join(lines + self._unreadable_yaml_lines())
 
     def _local_data_files(self, cfg: dict, entry) -> list[Path]:
         kwargs = cfg.get("dataset_kwargs") or {}
@@ -162,12 +179,17 @@ class SuiteCatalog:
             lines.append(
                 f"unknown suite '{name}': no lm-eval task, group or tag by that name.{hint}"
             )
-        broken = self._unreadable_yaml()
-        if broken:
-            lines.append("These task files could not be read and may be the cause:")
-            lines += [f"  {path}: {reason}" for path, reason in broken]
+        lines += self._unreadable_yaml_lines()
         lines.append("`harness tasks` lists the local suites.")
         return "\n".join(lines)
+
+    def _unreadable_yaml_lines(self) -> list[str]:
+        broken = self._unreadable_yaml()
+        if not broken:
+            return []
+        return ["These task files could not be read and may be the cause:"] + [
+            f"  {path}: {reason}" for path, reason in broken
+        ]
 
     def _unreadable_yaml(self) -> list[tuple[Path, str]]:
         from lm_eval.tasks._yaml_loader import load_yaml
