@@ -104,172 +104,198 @@ def run(
     model loads. A model or suite that fails while running is recorded and the run goes on;
     `RunResult.exit_code` is then 1.
     """
-    from harness.environment import hardware, package_versions
-    from harness.models import hash_weight_files, resolve_model_source
+    from harness.models import resolve_model_source
     from harness.suites import SuiteCatalog
 
     offline = prepare_offline(config)
-    guard = install_guard(allow_loopback=config.network.allow_loopback)
-    first_record = len(guard.records)
-    started = datetime.now(timezone.utc)
-    clock = time.perf_counter()
-
-    say("checking suites")
+    say("checking suites and models")
     catalog = SuiteCatalog(config.task_paths)
-    suite_infos = {info.name: info for info in catalog.check(config.suites)}
-    manager = catalog.manager_for(config.suites)
+    suites = catalog.check(config.suites)
     sources = {spec.id: resolve_model_source(spec) for spec in config.models}
 
-    run_dir = _new_run_dir(output_dir or config.output_dir, config.name, started)
-    data: dict[str, Any] = {
-        "harness_version": package_versions().get("harness"),
-        "status": "running",
-        "run": {
-            "name": config.name,
-            "started": started.isoformat(timespec="seconds"),
-            "finished": None,
-            "wall_seconds": None,
-            "config_file": str(config_file) if config_file else None,
-            "command": sys.argv,
-            "directory": str(run_dir),
-        },
-        "config": config.model_dump(mode="json"),
-        "config_hash": config.config_hash(),
-        "suites": {
-            name: {
-                "kind": info.kind,
-                "source": info.source,
-                "tasks": info.tasks,
-                "languages": info.languages,
-                "items": info.items,
-                "data_files": [str(p) for p in info.data_files],
-            }
-            for name, info in suite_infos.items()
-        },
-        "models": {},
-        "environment": {"packages": package_versions(), "hardware": hardware()},
-        "offline": offline,
-    }
-    result = RunResult(run_dir=run_dir, data=data)
-    log_handler = _log_to(run_dir / "run.log")
-
-    def save() -> None:
-        data["offline"]["attempts"] = [r.to_dict() for r in guard.records[first_record:]]
-        write_json_atomic(run_dir / "results.json", data)
-
-    save()
+    job = _Job(config, catalog.manager_for(config.suites), say)
+    job.start(output_dir or config.output_dir, config_file, suites, offline)
     try:
         for spec in config.models:
-            _run_model(
-                spec, sources[spec.id], config, manager, data, result, save, say, hash_weight_files
-            )
-        data["status"] = "failed" if result.failures else "complete"
+            job.run_model(spec, sources[spec.id])
+        job.data["status"] = "failed" if job.result.failures else "complete"
     except KeyboardInterrupt:
-        data["status"] = "interrupted"
+        job.data["status"] = "interrupted"
         raise
     finally:
-        data["run"]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        data["run"]["wall_seconds"] = round(time.perf_counter() - clock, 3)
-        data["environment"]["hardware"] = hardware()  # now that torch knows the GPUs
-        data["exit_code"] = 130 if data["status"] == "interrupted" else result.exit_code
-        save()
+        job.finish()
+    return job.result
+
+
+class _Job:
+    """One run in progress: its results document, and the writing of it after every step."""
+
+    def __init__(self, config: RunConfig, task_manager, say: Callable[[str], None]) -> None:
+        self.config = config
+        self.task_manager = task_manager
+        self.say = say
+        self.guard = install_guard(allow_loopback=config.network.allow_loopback)
+        self.first_record = len(self.guard.records)
+        self.clock = time.perf_counter()
+        self.data: dict[str, Any] = {}
+        self.result: RunResult
+
+    def start(self, root: Path, config_file: Path | None, suites, offline: dict) -> None:
+        from harness.environment import hardware, package_versions
+
+        started = datetime.now(timezone.utc)
+        self.run_dir = _new_run_dir(root, self.config.name, started)
+        self.data.update(
+            {
+                "harness_version": package_versions().get("harness"),
+                "status": "running",
+                "run": {
+                    "name": self.config.name,
+                    "started": started.isoformat(timespec="seconds"),
+                    "finished": None,
+                    "wall_seconds": None,
+                    "config_file": str(config_file) if config_file else None,
+                    "command": sys.argv,
+                    "directory": str(self.run_dir),
+                },
+                "config": self.config.model_dump(mode="json"),
+                "config_hash": self.config.config_hash(),
+                "suites": {
+                    info.name: {
+                        "kind": info.kind,
+                        "source": info.source,
+                        "tasks": info.tasks,
+                        "languages": info.languages,
+                        "items": info.items,
+                        "data_files": [str(p) for p in info.data_files],
+                    }
+                    for info in suites
+                },
+                "models": {},
+                "environment": {"packages": package_versions(), "hardware": hardware()},
+                "offline": offline,
+            }
+        )
+        self.result = RunResult(run_dir=self.run_dir, data=self.data)
+        self.log_handler = _log_to(self.run_dir / "run.log")
+        self.save()
+
+    def save(self) -> None:
+        """Rewrite results.json with everything known now, attempts included."""
+        records = self.guard.records[self.first_record :]
+        self.data["offline"]["attempts"] = [r.to_dict() for r in records]
+        write_json_atomic(self.run_dir / "results.json", self.data)
+
+    def finish(self) -> None:
+        """Close the record, whatever the end was, and render report.md from it."""
+        from harness.environment import hardware
         from harness.reports.markdown import render_report
 
-        write_text_atomic(run_dir / "report.md", render_report(data))
-        logging.getLogger().removeHandler(log_handler)
-        log_handler.close()
-    return result
+        run = self.data["run"]
+        run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        run["wall_seconds"] = round(time.perf_counter() - self.clock, 3)
+        self.data["environment"]["hardware"] = hardware()  # now that torch knows the GPUs
+        interrupted = self.data["status"] == "interrupted"
+        self.data["exit_code"] = 130 if interrupted else self.result.exit_code
+        self.save()
+        write_text_atomic(self.run_dir / "report.md", render_report(self.data))
+        logging.getLogger().removeHandler(self.log_handler)
+        self.log_handler.close()
 
+    def fail(self, where: str, message: str) -> None:
+        self.result.failures.append(f"{where}: {message}")
 
-def _run_model(spec: ModelSpec, source, config, manager, data, result, save, say, hash_files):
-    from harness.evaluation import make_lm
-    from harness.models import load_model
+    def run_model(self, spec: ModelSpec, source) -> None:
+        """Fingerprint, load and score one model on every suite; failures are recorded."""
+        from harness.evaluation import make_lm
+        from harness.models import hash_weight_files, load_model
 
-    entry: dict[str, Any] = data["models"].setdefault(spec.id, {"status": "running", "suites": {}})
-    entry["identity"] = {
-        "kind": source.kind,
-        "location": source.describe(),
-        "directory": str(source.directory),
-        "gguf_file": source.gguf_file,
-        "repo": source.repo,
-        "revision": source.revision,
-        "commit": source.commit,
-    }
-    say(f"{spec.id}: hashing {len(source.weight_files)} weight file(s)")
-    started = time.perf_counter()
-    entry["identity"]["weight_files"] = [w.to_dict() for w in hash_files(source.weight_files)]
-    entry["hash_seconds"] = round(time.perf_counter() - started, 3)
-    save()
-
-    say(f"{spec.id}: loading {source.describe()}")
-    try:
-        loaded = load_model(spec, source)
-        lm = make_lm(loaded, spec)
-    except HarnessError as exc:
-        entry.update(status="failed", error=str(exc))
-        result.failures.append(f"{spec.id}: {exc}")
-        save()
-        say(f"{spec.id}: FAILED to load: {exc}")
-        return
-    entry.update(
-        dtype=loaded.dtype,
-        device=loaded.device,
-        parameters=loaded.parameters,
-        load_seconds=round(loaded.load_seconds, 3),
-    )
-    save()
-    try:
-        for suite in config.suites:
-            say(f"{spec.id}: scoring {suite}")
-            entry["suites"][suite] = _run_suite(lm, suite, spec, config, manager, result)
-            save()
-    finally:
-        entry["status"] = (
-            "failed" if any(s["status"] == "failed" for s in entry["suites"].values()) else "ok"
-        )
-        del lm, loaded
-        gc.collect()
-        _free_accelerator_memory()
-
-
-def _run_suite(lm, suite: str, spec: ModelSpec, config: RunConfig, manager, result) -> dict:
-    from harness.evaluation import evaluate_suite, output_types, sample_records, task_metrics
-
-    started = time.perf_counter()
-    try:
-        raw = evaluate_suite(
-            lm, suite, manager, spec=spec, limit=config.limit, num_fewshot=config.num_fewshot
-        )
-    except HarnessError as exc:
-        message = str(exc)
-    except Exception as exc:  # a task that crashes must not take the other suites with it
-        message = f"{type(exc).__name__}: {exc}"
-        log.error("suite %s failed for %s\n%s", suite, spec.id, traceback.format_exc())
-    else:
-        tasks = task_metrics(raw)
-        types = output_types(raw)
-        for task, samples in (raw.get("samples") or {}).items():
-            relative = Path("samples") / spec.id / f"{task}.jsonl"
-            write_jsonl_atomic(
-                result.run_dir / relative, sample_records(task, samples, types.get(task, ""))
-            )
-            tasks.setdefault(task, {})["samples_file"] = str(relative)
-        return {
-            "status": "ok",
-            "seconds": round(time.perf_counter() - started, 3),
-            "tasks": tasks,
-            "lm_eval": {
-                "versions": raw.get("versions"),
-                "n_shot": raw.get("n-shot"),
-                "higher_is_better": raw.get("higher_is_better"),
-            },
+        entry: dict[str, Any] = {"status": "running", "suites": {}}
+        self.data["models"][spec.id] = entry
+        entry["identity"] = {
+            "kind": source.kind,
+            "location": source.describe(),
+            "directory": str(source.directory),
+            "gguf_file": source.gguf_file,
+            "repo": source.repo,
+            "revision": source.revision,
+            "commit": source.commit,
         }
-    result.failures.append(f"{spec.id} / {suite}: {message}")
-    return {
-        "status": "failed",
-        "error": message,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+        self.say(f"{spec.id}: hashing {len(source.weight_files)} weight file(s)")
+        started = time.perf_counter()
+        weights = hash_weight_files(source.weight_files)
+        entry["identity"]["weight_files"] = [w.to_dict() for w in weights]
+        entry["hash_seconds"] = round(time.perf_counter() - started, 3)
+        self.save()
+
+        self.say(f"{spec.id}: loading {source.describe()}")
+        try:
+            loaded = load_model(spec, source)
+            lm = make_lm(loaded, spec)
+        except HarnessError as exc:
+            entry.update(status="failed", error=str(exc))
+            self.fail(spec.id, str(exc))
+            self.save()
+            return
+        entry.update(
+            dtype=loaded.dtype,
+            device=loaded.device,
+            parameters=loaded.parameters,
+            load_seconds=round(loaded.load_seconds, 3),
+        )
+        self.save()
+        try:
+            for suite in self.config.suites:
+                self.say(f"{spec.id}: scoring {suite}")
+                entry["suites"][suite] = self.run_suite(lm, suite, spec)
+                self.save()
+        finally:
+            failed = any(s["status"] == "failed" for s in entry["suites"].values())
+            entry["status"] = "failed" if failed else "ok"
+            del lm, loaded
+            gc.collect()
+            _free_accelerator_memory()
+
+    def run_suite(self, lm, suite: str, spec: ModelSpec) -> dict:
+        """Score one suite through lm-eval and write its per-sample logs."""
+        from harness.evaluation import evaluate_suite, output_types, sample_records, task_metrics
+
+        started = time.perf_counter()
+        try:
+            raw = evaluate_suite(
+                lm,
+                suite,
+                self.task_manager,
+                spec=spec,
+                limit=self.config.limit,
+                num_fewshot=self.config.num_fewshot,
+            )
+        except HarnessError as exc:
+            message = str(exc)
+        except Exception as exc:  # a task that crashes must not take the other suites with it
+            message = f"{type(exc).__name__}: {exc}"
+            log.warning("suite %s failed for %s\n%s", suite, spec.id, traceback.format_exc())
+        else:
+            tasks = task_metrics(raw)
+            types = output_types(raw)
+            for task, samples in (raw.get("samples") or {}).items():
+                relative = Path("samples") / spec.id / f"{task}.jsonl"
+                rows = sample_records(task, samples, types.get(task, ""))
+                write_jsonl_atomic(self.run_dir / relative, rows)
+                tasks.setdefault(task, {})["samples_file"] = str(relative)
+            return {
+                "status": "ok",
+                "seconds": round(time.perf_counter() - started, 3),
+                "tasks": tasks,
+                "lm_eval": {
+                    "versions": raw.get("versions"),
+                    "n_shot": raw.get("n-shot"),
+                    "higher_is_better": raw.get("higher_is_better"),
+                },
+            }
+        self.fail(f"{spec.id} / {suite}", message)
+        seconds = round(time.perf_counter() - started, 3)
+        return {"status": "failed", "error": message, "seconds": seconds}
 
 
 def _new_run_dir(root: Path, name: str, started: datetime) -> Path:
