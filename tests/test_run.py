@@ -125,3 +125,51 @@ def test_model_and_suite_selection(tmp_path, tiny_model_dir):
     results = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())
     assert list(results["models"]) == ["b"]
     assert list(results["models"]["b"]["suites"]) == ["smoke_fr"]
+
+
+GENERATION_TASK = """
+task: echo_gen
+custom_dataset: !function harness.suites.jsonl.load_local_jsonl
+dataset_kwargs:
+  data_files: {test: echo.jsonl}
+output_type: generate_until
+test_split: test
+doc_to_text: "{{prompt}}"
+doc_to_target: "{{target}}"
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 8
+  do_sample: false
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+metadata: {version: 1.0, language: en}
+"""
+
+
+def test_a_generation_task_from_task_paths(tmp_path, tiny_model_dir):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "echo.yaml").write_text(GENERATION_TASK, encoding="utf-8")
+    rows = [{"prompt": f"Say {w}:", "target": w} for w in ("yes", "no", "maybe")]
+    (tasks / "echo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = write_config(
+        tmp_path,
+        {
+            "name": "gen",
+            "models": [{"id": "tiny", "path": str(tiny_model_dir), "device": "cpu"}],
+            "suites": ["echo_gen"],
+            "task_paths": ["tasks"],
+        },
+    )
+    proc = run_harness("run", str(config), "--output", str(tmp_path / "results"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = only_run_dir(tmp_path / "results")
+    results = json.loads((run_dir / "results.json").read_text())
+    task = results["models"]["tiny"]["suites"]["echo_gen"]["tasks"]["echo_gen"]
+    assert task["metrics"]["exact_match,none"] == 0.0  # random weights do not say "yes"
+    samples = [json.loads(line) for line in (run_dir / task["samples_file"]).open()]
+    assert [s["target"] for s in samples] == ["yes", "no", "maybe"]
+    assert all(isinstance(s["answer"], str) and s["correct"] is False for s in samples)
+    assert samples[0]["prompt"] == "Say yes:"
