@@ -97,3 +97,21 @@ def only_run_dir(results_root: Path) -> Path:
     dirs = [p.parent for p in results_root.glob("*/*/results.json")]
     assert len(dirs) == 1, f"expected one run under {results_root}, found {dirs}"
     return dirs[0]
+
+
+def install_in_hf_cache(model_dir: Path, cache: Path, repo: str, commit: str) -> Path:
+    """Lay out `model_dir` as the Hugging Face hub cache does after a download: content in
+    blobs/ named by hash, a snapshot of relative symlinks per commit, refs/main -> commit."""
+    import hashlib
+
+    repo_dir = cache / ("models--" + repo.replace("/", "--"))
+    snapshot = repo_dir / "snapshots" / commit
+    (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for path in sorted(model_dir.iterdir()):
+        blob = repo_dir / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        blob.write_bytes(path.read_bytes())
+        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", blob.name))
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    return snapshot
