@@ -55,6 +55,12 @@ def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
             "corrupt, truncated or for another architecture: compare its sha256 with the "
             "source and copy it again."
         ) from None
+    if spec.chat_template and not getattr(tokenizer, "chat_template", None):
+        raise ModelLoadError(
+            f"model '{spec.id}': `chat_template: true`, but the tokenizer in "
+            f"{source.describe()} has no chat template. Set `chat_template: false` for a base "
+            "model, or add the template (tokenizer_config.json or chat_template.jinja)."
+        )
     model.eval()
     return LoadedModel(
         model=model,
