@@ -259,9 +259,13 @@ class _Job:
                 self.say(f"{spec.id}: scoring {suite}")
                 entry["suites"][suite] = self.run_suite(lm, suite, spec)
                 self.save()
-        finally:
+        except KeyboardInterrupt:
+            entry["status"] = "interrupted"
+            raise
+        else:
             failed = any(s["status"] == "failed" for s in entry["suites"].values())
             entry["status"] = "failed" if failed else "ok"
+        finally:
             del lm, loaded
             gc.collect()
             _free_accelerator_memory()
