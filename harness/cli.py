@@ -1,6 +1,7 @@
 """The `harness` command: parses arguments, calls the library, renders, maps errors to exit codes.
 
 Exit codes: 0 everything ran; 1 a model or suite failed to run; 2 bad input (nothing was run);
+3 a network attempt under a strict offline policy (or a guard that failed its self-test);
 130 interrupted. Heavy libraries are imported only inside commands, after the offline variables
 are set, so `harness --help` is instant.
 """
@@ -8,6 +9,7 @@ are set, so `harness --help` is instant.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -48,15 +50,39 @@ def main() -> None:
     metavar="NAME",
     help="Run only this suite (repeatable; any lm-eval task or group).",
 )
-def run_command(config_file: Path, limit, output_dir, models, suites) -> None:
+@click.option(
+    "--isolate",
+    is_flag=True,
+    help="Run inside a fresh network namespace with only loopback (offline mode isolate).",
+)
+@click.option(
+    "--audit",
+    is_flag=True,
+    help="Record and block network attempts without failing the run (offline mode audit).",
+)
+def run_command(config_file: Path, limit, output_dir, models, suites, isolate, audit) -> None:
     """Score the config's models on its suites and write results/<name>/<time>/."""
     from harness.config import load_config
+    from harness.offline.isolation import IsolationUnavailable, inside_isolation, rerun_isolated
+    from harness.offline.policy import UNAVAILABLE_ENV
     from harness.runner import run, select
 
     def work() -> int:
         config = select(load_config(config_file), list(models), list(suites))
         if limit:
             config = config.model_copy(update={"limit": limit})
+        if isolate or audit:
+            mode = "isolate" if isolate else "audit"
+            policy = config.offline.model_copy(update={"mode": mode})
+            config = config.model_copy(update={"offline": policy})
+        if config.offline.mode == "isolate" and not inside_isolation():
+            try:
+                return rerun_isolated(sys.argv[1:])
+            except IsolationUnavailable as exc:
+                if not config.offline.isolation_fallback:
+                    raise
+                console.print(f"[yellow]not isolated:[/yellow] {exc}")
+                os.environ[UNAVAILABLE_ENV] = str(exc)
         _quiet_libraries()
         result = run(
             config, config_file=config_file, output_dir=output_dir, say=_say, show_progress=True
@@ -70,6 +96,11 @@ def run_command(config_file: Path, limit, output_dir, models, suites) -> None:
         console.print(f"results: {result.run_dir}/report.md")
         for failure in result.failures:
             console.print(f"[red]failed:[/red] {failure}")
+        if result.exit_code == 3:
+            console.print(
+                f"[red]error:[/red] {len(attempts)} network attempt(s) under offline mode "
+                f"{config.offline.mode}; the run cannot be attested as offline"
+            )
         return result.exit_code
 
     sys.exit(_guarded(work))
@@ -80,12 +111,10 @@ def run_command(config_file: Path, limit, output_dir, models, suites) -> None:
 def validate_command(config_file: Path) -> None:
     """Check a config without loading any model: schema, files, models and suites."""
     from harness.config import load_config
-    from harness.runner import prepare_offline
 
     def work() -> int:
         config = load_config(config_file)
-        prepare_offline(config)
-        _quiet_libraries()
+        _offline_for_lookups(config.offline.allow_loopback)
         from harness.models import resolve_model_source
         from harness.suites import SuiteCatalog
 
@@ -114,10 +143,7 @@ def tasks_command(paths) -> None:
     """List the suites found in tasks/ (and --path), with languages and sizes."""
 
     def work() -> int:
-        from harness.offline import apply_offline_env
-
-        apply_offline_env()
-        _quiet_libraries()
+        _offline_for_lookups()
         from harness.suites import SuiteCatalog
 
         table = Table("suite", "kind", "tasks", "languages", "items", "defined in")
@@ -135,6 +161,16 @@ def tasks_command(paths) -> None:
         return 0
 
     sys.exit(_guarded(work))
+
+
+def _offline_for_lookups(allow_loopback: bool = True) -> None:
+    """For commands that only read files: the offline variables and the guard."""
+    from harness.offline import apply_offline_env, install_guard, refuse_online_settings
+
+    refuse_online_settings()
+    apply_offline_env()
+    install_guard(allow_loopback=allow_loopback)
+    _quiet_libraries()
 
 
 def _guarded(work) -> int:

@@ -84,15 +84,33 @@ class ModelSpec(_Strict):
         return self
 
 
-class NetworkPolicy(_Strict):
-    """How the run keeps itself offline."""
+class OfflinePolicy(_Strict):
+    """How the run proves it stayed offline. A plain string (`offline: audit`) sets `mode`."""
 
-    set_offline_env: bool = True
-    """Set HF_HUB_OFFLINE and the other offline variables before any library loads. Turning it
-    off leaves the network guard as the only barrier; useful only to test the guard."""
+    mode: Literal["strict", "audit", "isolate"] = "strict"
+    """`strict`: block and record every attempt to reach a host other than loopback, and fail
+    the run (exit code 3) if there was any. `audit`: block and record, but do not fail.
+    `isolate`: as strict, inside a fresh network namespace that has only loopback."""
 
     allow_loopback: bool = True
-    """Let connections to 127.0.0.0/8 and ::1 through the guard."""
+    """Let connections to 127.0.0.0/8 and ::1 through the in-process guard."""
+
+    kernel_block: bool = True
+    """On Linux, install a seccomp filter that denies creating IPv4/IPv6 sockets (loopback
+    included) to this process and every child: it stops native code the guard cannot see."""
+
+    isolation_fallback: bool = False
+    """With `mode: isolate`, go on without a namespace where the OS cannot make one (the report
+    says so) instead of refusing to start."""
+
+    set_env: bool = True
+    """Set HF_HUB_OFFLINE and the other offline variables before any library loads. Turning it
+    off leaves the guard as the only barrier; useful only to test the guard."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mode_string(cls, value):
+        return {"mode": value} if isinstance(value, str) else value
 
 
 class RunConfig(_Strict):
@@ -122,8 +140,8 @@ class RunConfig(_Strict):
     output_dir: Path = Path("results")
     """Where run directories are written (relative to the working directory)."""
 
-    network: NetworkPolicy = NetworkPolicy()
-    """Offline settings and network guard policy."""
+    offline: OfflinePolicy = OfflinePolicy()
+    """Offline policy: `strict` (default), `audit` or `isolate`, or a mapping of its fields."""
 
     @field_validator("models")
     @classmethod

@@ -5,7 +5,9 @@
     │   ├── ConfigError                    malformed YAML, unknown key, wrong type
     │   ├── ModelNotFoundError             missing directory, file, package or cache entry
     │   └── TaskError                      unknown suite, broken task YAML or data file
-    └── ModelLoadError            exit 1   weights present but transformers could not load them
+    ├── ModelLoadError            exit 1   weights present but transformers could not load them
+    └── EgressError               exit 3   a network attempt in a strict run, or a guard that
+                                           failed its self-test
 
 Each message names the file and the fix; the CLI prints it without a traceback.
 Anything else that escapes is a bug in harness and keeps its traceback.
@@ -40,3 +42,9 @@ class TaskError(BadInputError):
 
 class ModelLoadError(HarnessError):
     """The model's files are present but could not be loaded."""
+
+
+class EgressError(HarnessError):
+    """The run tried to reach the network, or its guard is not working."""
+
+    exit_code = 3

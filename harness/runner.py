@@ -20,20 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import ModelSpec, RunConfig
+from harness.digests import hash_files
 from harness.errors import ConfigError, HarnessError
-from harness.offline import (
-    apply_offline_env,
-    imported_too_early,
-    install_guard,
-    offline_env_in_force,
-)
+from harness.offline.policy import go_offline
 from harness.reports.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
-
-GUARD_SCOPE = (
-    "Python-level name resolution and connections made by this process (audit events "
-    "socket.getaddrinfo, socket.gethostbyname*, socket.connect, socket.sendto, socket.sendmsg, "
-    "http.client.connect, urllib.Request); native code and child processes are not covered"
-)
 
 log = logging.getLogger("harness")
 
@@ -47,7 +37,14 @@ class RunResult:
     failures: list[str] = field(default_factory=list)
 
     @property
+    def attempts(self) -> list[dict]:
+        return self.data["offline"]["attempts"]
+
+    @property
     def exit_code(self) -> int:
+        """3 for a network attempt under a strict policy, else 1 for a failure, else 0."""
+        if self.attempts and self.data["offline"]["policy"]["mode"] != "audit":
+            return 3
         return 1 if self.failures else 0
 
 
@@ -66,30 +63,6 @@ def select(config: RunConfig, models: list[str] = (), suites: list[str] = ()) ->
     if suites:
         update["suites"] = list(dict.fromkeys(suites))
     return config.model_copy(update=update)
-
-
-def prepare_offline(config: RunConfig) -> dict[str, Any]:
-    """Set the offline variables and install the guard; return the attestation's first facts.
-
-    Call before anything imports huggingface_hub, datasets, transformers or lm-eval.
-    """
-    early = imported_too_early()
-    if config.network.set_offline_env:
-        apply_offline_env()
-    guard = install_guard(allow_loopback=config.network.allow_loopback)
-    return {
-        "set_offline_env": config.network.set_offline_env,
-        "imported_before_env": early,
-        "env": offline_env_in_force(),
-        "guard": {
-            "installed": True,
-            "kind": "python-audit-hook",
-            "allow_loopback": guard.allow_loopback,
-            "self_test": guard.self_test(),
-            "scope": GUARD_SCOPE,
-        },
-        "attempts": [],
-    }
 
 
 def run(
@@ -112,13 +85,13 @@ def run(
     from harness.models import resolve_model_source
     from harness.suites import SuiteCatalog
 
-    offline = prepare_offline(config)
+    guard, offline = go_offline(config.offline)
     say("checking suites and models")
     catalog = SuiteCatalog(config.task_paths)
     suites = catalog.check(config.suites)
     sources = {spec.id: resolve_model_source(spec) for spec in config.models}
 
-    job = _Job(config, catalog.manager_for(config.suites), say, show_progress)
+    job = _Job(config, guard, catalog.manager_for(config.suites), say, show_progress)
     job.start(output_dir or config.output_dir, config_file, suites, offline)
     try:
         for spec in config.models:
@@ -136,13 +109,13 @@ class _Job:
     """One run in progress: its results document, and the writing of it after every step."""
 
     def __init__(
-        self, config: RunConfig, task_manager, say: Callable[[str], None], show_progress: bool
+        self, config: RunConfig, guard, task_manager, say: Callable[[str], None], show_progress
     ) -> None:
         self.config = config
         self.task_manager = task_manager
         self.say = say
         self.show_progress = show_progress
-        self.guard = install_guard(allow_loopback=config.network.allow_loopback)
+        self.guard = guard
         self.first_record = len(self.guard.records)
         self.clock = time.perf_counter()
         self.data: dict[str, Any] = {}
@@ -175,7 +148,7 @@ class _Job:
                         "tasks": info.tasks,
                         "languages": info.languages,
                         "items": info.items,
-                        "data_files": [str(p) for p in info.data_files],
+                        "data_files": [w.to_dict() for w in hash_files(info.data_files)],
                     }
                     for info in suites
                 },
@@ -190,8 +163,9 @@ class _Job:
 
     def save(self) -> None:
         """Rewrite results.json with everything known now, attempts included."""
-        records = self.guard.records[self.first_record :]
-        self.data["offline"]["attempts"] = [r.to_dict() for r in records]
+        records = [r.to_dict() for r in self.guard.records[self.first_record :]]
+        self.data["offline"]["attempts"] = records + self.guard.child_records()
+        self.data["offline"]["files"] = attested_files(self.data)
         write_json_atomic(self.run_dir / "results.json", self.data)
 
     def finish(self) -> None:
@@ -216,7 +190,7 @@ class _Job:
     def run_model(self, spec: ModelSpec, source) -> None:
         """Fingerprint, load and score one model on every suite; failures are recorded."""
         from harness.evaluation import make_lm
-        from harness.models import hash_weight_files, load_model
+        from harness.models import load_model
 
         entry: dict[str, Any] = {"status": "running", "suites": {}}
         self.data["models"][spec.id] = entry
@@ -233,7 +207,7 @@ class _Job:
         self.say(f"{spec.id}: sha256 of {len(source.weight_files)} weight file(s), {total:,} bytes")
         started = time.perf_counter()
         with _byte_progress(f"{spec.id}: hashing", total, self.show_progress) as advance:
-            weights = hash_weight_files(source.weight_files, on_bytes=advance)
+            weights = hash_files(source.weight_files, on_bytes=advance)
         entry["identity"]["weight_files"] = [w.to_dict() for w in weights]
         entry["hash_seconds"] = round(time.perf_counter() - started, 3)
         self.save()
@@ -336,6 +310,21 @@ def _byte_progress(label: str, total: int, show: bool) -> Iterator[Callable[[int
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+def attested_files(data: dict) -> dict[str, list[dict]]:
+    """Every weight and data file the run read, with size and sha256, from its results."""
+    weights = [
+        {"model": model_id, **weight}
+        for model_id, model in data["models"].items()
+        for weight in model.get("identity", {}).get("weight_files", [])
+    ]
+    files = [
+        {"suite": name, **item}
+        for name, suite in data["suites"].items()
+        for item in suite.get("data_files", [])
+    ]
+    return {"weights": weights, "data": files}
 
 
 def _new_run_dir(root: Path, name: str, started: datetime) -> Path:

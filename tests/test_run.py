@@ -74,7 +74,8 @@ def test_per_sample_logs(tiny_run):
     tasks = results["models"]["tiny-qwen2"]["suites"]["smoke"]["tasks"]
     rows = [json.loads(line) for line in (run_dir / tasks["smoke_ja"]["samples_file"]).open()]
     assert len(rows) == 5
-    [ja_file] = [f for f in results["suites"]["smoke"]["data_files"] if f.endswith("ja.jsonl")]
+    data_files = results["suites"]["smoke"]["data_files"]
+    [ja_file] = [f["path"] for f in data_files if f["path"].endswith("ja.jsonl")]
     data = [json.loads(line) for line in open(ja_file, encoding="utf-8")]
     for row in rows:
         item = data[row["doc_id"]]

@@ -1,5 +1,7 @@
-"""Keeping a run offline: the environment that switches libraries off the network, and the
-guard that blocks and records whatever still tries."""
+"""Keeping a run offline, in layers: the environment that switches libraries off the network
+(`settings`), an audit-hook guard that blocks and records what still tries (`guard`), a seccomp
+filter for native code and children (`kernel`), a private network namespace (`isolation`), and
+`policy`, which puts them together for a run."""
 
 from harness.offline.guard import EgressBlocked, EgressRecord, NetworkGuard, install_guard
 from harness.offline.settings import (
@@ -7,6 +9,7 @@ from harness.offline.settings import (
     apply_offline_env,
     imported_too_early,
     offline_env_in_force,
+    refuse_online_settings,
 )
 
 __all__ = [
@@ -18,4 +21,5 @@ __all__ = [
     "imported_too_early",
     "install_guard",
     "offline_env_in_force",
+    "refuse_online_settings",
 ]

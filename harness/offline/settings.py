@@ -1,13 +1,15 @@
 """The environment variables that put the Hugging Face stack and friends offline.
 
 They must be set before huggingface_hub, datasets, transformers or lm-eval are imported: those
-libraries read them once, at import time.
+libraries read them once, at import time. Child processes inherit them.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+
+from harness.errors import BadInputError
 
 OFFLINE_ENV: dict[str, str] = {
     "HF_HUB_OFFLINE": "1",
@@ -24,6 +26,28 @@ OFFLINE_ENV: dict[str, str] = {
 
 # Libraries that read the variables above when they are first imported.
 _READS_AT_IMPORT = ("huggingface_hub", "datasets", "transformers", "evaluate", "lm_eval")
+
+
+def refuse_online_settings(environ: dict[str, str] | None = None) -> None:
+    """Raise `BadInputError` if the user set an offline variable to a value that undoes it."""
+    environ = os.environ if environ is None else environ
+    undone = [f"{k}={environ[k]}" for k in OFFLINE_ENV if k in environ and _undoes(k, environ[k])]
+    if undone:
+        raise BadInputError(
+            f"{', '.join(undone)} set in the environment would let libraries go online "
+            "(HF_DATASETS_OFFLINE=0 turns datasets back online even with the hub offline). "
+            f"Unset {'it' if len(undone) == 1 else 'them'}: harness sets every offline variable "
+            "itself."
+        )
+
+
+def _undoes(name: str, value: str) -> bool:
+    value = value.strip().lower()
+    if name == "WANDB_MODE":
+        return value not in ("disabled", "offline", "")
+    if name == "HF_UPDATE_DOWNLOAD_COUNTS":
+        return value in ("1", "true", "yes", "on", "auto")
+    return value in ("0", "false", "no", "off")
 
 
 def apply_offline_env() -> dict[str, str]:

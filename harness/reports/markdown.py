@@ -96,7 +96,6 @@ def _model_table(results: dict) -> list[str]:
         _row(["model", "source", "dtype", "device", "parameters", "load", "status"]),
         _row(["---"] * 7),
     ]
-    files: list[str] = []
     for model_id, model in results["models"].items():
         identity = model.get("identity", {})
         params = model.get("parameters")
@@ -113,14 +112,7 @@ def _model_table(results: dict) -> list[str]:
                 ]
             )
         )
-        for weight in identity.get("weight_files", []):
-            files.append(
-                f"- `{model_id}`: `{weight['real_path']}` — {weight['size_bytes']:,} bytes, "
-                f"sha256 `{weight['sha256']}`"
-            )
     lines.append("")
-    if files:
-        lines += ["Weight files:", "", *files, ""]
     return lines
 
 
@@ -148,50 +140,79 @@ def _environment(env: dict) -> list[str]:
 
 def _attestation(offline: dict) -> list[str]:
     attempts = offline.get("attempts", [])
+    policy = offline.get("policy", {})
     guard = offline.get("guard", {})
-    env = offline.get("env", {})
+    kernel = offline.get("kernel", {})
+    isolation = offline.get("isolation", {})
+    test = guard.get("self_test") or {}
+    env = ", ".join(f"`{k}={v}`" for k, v in offline.get("env", {}).items() if v is not None)
+    who_set = (
+        "set by harness before any library loaded"
+        if offline.get("set_offline_env")
+        else "NOT set by harness (disabled in the config)"
+    )
     lines = [
-        f"- Offline variables set by harness before any library loaded: "
-        f"{'yes' if offline.get('set_offline_env') else 'NO (disabled in the config)'}",
-        "- In force: " + ", ".join(f"`{k}={v}`" for k, v in env.items() if v is not None),
+        f"- Policy: **{policy.get('mode', '?')}** (loopback "
+        f"{'allowed' if policy.get('allow_loopback') else 'forbidden'} by the guard)",
+        f"- Isolation: {_isolation_text(isolation)}",
+        f"- Kernel layer: {_kernel_text(kernel)}",
+        f"- Network guard: Python audit hook, "
+        f"{'installed' if guard.get('installed') else 'NOT installed'}; self-test "
+        f"{'passed' if test.get('passed') else 'FAILED'} ({test.get('method', '?')})",
+        f"- Guard scope: {guard.get('scope', '')}",
+        f"- Offline variables {who_set}: {env}",
     ]
     if offline.get("imported_before_env"):
         lines.append(
             "- Warning: imported before the variables were set: "
             + ", ".join(offline["imported_before_env"])
         )
-    installed = "installed" if guard.get("installed") else "NOT installed"
-    lines += [
-        f"- Network guard: Python audit hook, {installed}; "
-        f"loopback {'allowed' if guard.get('allow_loopback') else 'forbidden'}; "
-        f"self-test {'passed' if guard.get('self_test') else 'FAILED'}",
-        f"- Scope: {guard.get('scope', '')}",
-        f"- Network attempts during the run: **{len(attempts)}**",
-        "",
-    ]
+    lines += [f"- Network attempts during the run: **{len(attempts)}**", ""]
     if attempts:
         lines += [
-            _row(["time", "event", "target", "package", "origin", "blocked"]),
-            _row(["---"] * 6),
+            _row(["time", "pid", "event", "target", "package", "origin", "blocked"]),
+            _row(["---"] * 7),
         ]
         for a in attempts:
             target = f"{a['host']}:{a['port']}" if a.get("port") else a["host"]
             lines.append(
-                _row(
-                    [
-                        a["time"],
-                        a["event"],
-                        target,
-                        a["package"],
-                        f"`{a['origin']}`",
-                        "yes" if a.get("blocked") else "no",
-                    ]
-                )
-            )
+                _row([a["time"], a.get("pid", ""), a["event"], f"`{target}`", a["package"],
+                      f"`{a['origin']}`", "yes" if a.get("blocked") else "no"])
+            )  # fmt: skip
         lines.append("")
     else:
         lines += ["No attempt to resolve or reach a host other than loopback was seen.", ""]
+    files = offline.get("files", {})
+    if files.get("weights") or files.get("data"):
+        lines += ["Files read (sha256):", ""]
+        lines += [
+            f"- weights of `{f['model']}`: `{f['real_path']}` ({f['size_bytes']:,} bytes) "
+            f"`{f['sha256']}`"
+            for f in files.get("weights", [])
+        ]
+        lines += [
+            f"- data of `{f['suite']}`: `{f['path']}` ({f['size_bytes']:,} bytes) `{f['sha256']}`"
+            for f in files.get("data", [])
+        ]
+        lines += ["", "`harness attest <this directory>` re-checks these hashes.", ""]
     return lines
+
+
+def _isolation_text(isolation: dict) -> str:
+    if isolation.get("isolated"):
+        return (
+            f"private network namespace by {isolation['method']}; interfaces: "
+            f"{', '.join(isolation.get('interfaces', []))}; routes leaving: "
+            f"{isolation.get('routes_leaving', '?')}"
+        )
+    prefix = "NOT isolated (fallback)" if isolation.get("fallback") else "none"
+    return f"{prefix}: {isolation.get('reason', '')}"
+
+
+def _kernel_text(kernel: dict) -> str:
+    if kernel.get("enforced"):
+        return f"{kernel['method']} filter denies {', '.join(kernel.get('denies', []))}"
+    return f"not kernel-enforced (recorded only): {kernel.get('reason', '?')}"
 
 
 def _row(cells: list[str]) -> str:

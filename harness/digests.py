@@ -1,4 +1,4 @@
-"""Which exact weights were scored: size and sha256 of every weight file."""
+"""Which exact files a run read: the size and sha256 of every weight and data file."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ _CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class WeightFile:
-    """One weight file as it was on disk when the run read it."""
+class FileDigest:
+    """One file as it was on disk when the run read it."""
 
     path: str
-    """The path as the config reached it (in the HF cache, the snapshot's symlink)."""
+    """The path as the run reached it (in the HF cache, the snapshot's symlink)."""
     real_path: str
     size_bytes: int
     sha256: str
@@ -24,9 +24,9 @@ class WeightFile:
         return asdict(self)
 
 
-def hash_weight_files(
+def hash_files(
     paths: Iterable[Path], on_bytes: Callable[[int], None] | None = None
-) -> list[WeightFile]:
+) -> list[FileDigest]:
     """sha256 each file, streaming; `on_bytes` is told of progress (for a progress bar)."""
     out = []
     for path in paths:
@@ -37,5 +37,5 @@ def hash_weight_files(
                 if on_bytes:
                     on_bytes(len(chunk))
         real = path.resolve()
-        out.append(WeightFile(str(path), str(real), real.stat().st_size, digest.hexdigest()))
+        out.append(FileDigest(str(path), str(real), real.stat().st_size, digest.hexdigest()))
     return out
