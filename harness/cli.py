@@ -163,6 +163,33 @@ def tasks_command(paths) -> None:
     sys.exit(_guarded(work))
 
 
+@main.command("attest")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def attest_command(run_dir: Path) -> None:
+    """Re-check a finished run: do its weight and data files still have the recorded sha256?
+
+    Exit 0 when every file matches, 1 when one changed or is missing."""
+
+    def work() -> int:
+        from harness.attest import attest
+
+        checks = attest(run_dir)
+        table = Table("kind", "of", "file", "status")
+        colour = {"match": "green", "changed": "red", "missing": "yellow"}
+        for check in checks:
+            status = f"[{colour[check.status]}]{check.status}[/{colour[check.status]}]"
+            table.add_row(check.kind, check.owner, check.path, status)
+        Console(soft_wrap=True).print(table)
+        bad = [c for c in checks if c.status != "match"]
+        if bad:
+            console.print(f"[red]{len(bad)} of {len(checks)} file(s) differ from the run[/red]")
+            return 1
+        console.print(f"[green]all {len(checks)} file(s) match the run[/green]")
+        return 0
+
+    sys.exit(_guarded(work))
+
+
 def _offline_for_lookups(allow_loopback: bool = True) -> None:
     """For commands that only read files: the offline variables and the guard."""
     from harness.offline import apply_offline_env, install_guard, refuse_online_settings

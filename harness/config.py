@@ -65,6 +65,10 @@ class ModelSpec(_Strict):
     batch_size: Annotated[int, Field(ge=1)] = 8
     """Requests scored per forward pass."""
 
+    trust_remote_code: bool = False
+    """Run Python code shipped with the weights (config.json `auto_map`) for an architecture
+    transformers does not know. Off by default: that code runs with this process's rights."""
+
     chat_template: bool = False
     """Wrap prompts in the tokenizer's chat template (for instruct models)."""
 

@@ -23,7 +23,7 @@ def make_lm(loaded: LoadedModel, spec: ModelSpec):
         batch_size=spec.batch_size,
         max_length=spec.generation.max_length,
         device=loaded.device,
-        trust_remote_code=False,
+        trust_remote_code=spec.trust_remote_code,
     )
 
 

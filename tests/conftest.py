@@ -115,3 +115,52 @@ def install_in_hf_cache(model_dir: Path, cache: Path, repo: str, commit: str) ->
     (repo_dir / "refs").mkdir(exist_ok=True)
     (repo_dir / "refs" / "main").write_text(commit)
     return snapshot
+
+
+class Canary:
+    """A TCP listener on 127.0.0.1 that counts whatever connects: where a leak would land."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Point the hub endpoint and the proxies at the canary, so a leak is counted here."""
+        return {
+            "HF_ENDPOINT": self.url,
+            "HTTP_PROXY": self.url,
+            "HTTPS_PROXY": self.url,
+            "http_proxy": self.url,
+            "https_proxy": self.url,
+        }
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.server.close()
+
+
+@pytest.fixture
+def canary():
+    listener = Canary()
+    yield listener
+    listener.close()

@@ -26,14 +26,16 @@ class LoadedModel:
 def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
     """Load weights and tokenizer from `source` on the device and dtype `spec` asks for.
 
-    Remote code is never run: a model whose config needs it fails here with a clear error.
+    Code shipped with the weights runs only for a model whose config opted in
+    (`trust_remote_code`); `resolve_model_source` refuses the others.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = _pick_device(spec, torch)
     started = time.perf_counter()
-    common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+    remote = source.remote_code is not None and spec.trust_remote_code
+    common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": remote}
     if source.gguf_file:
         common["gguf_file"] = source.gguf_file
     try:

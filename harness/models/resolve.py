@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import ModelSpec
-from harness.errors import ModelNotFoundError
+from harness.errors import BadInputError, ModelNotFoundError
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
 
@@ -30,7 +30,8 @@ class ModelSource:
     revision: str | None = None
     commit: str | None = None
     """The cache snapshot's commit hash, for `hf-cache` sources."""
-    notes: list[str] = field(default_factory=list)
+    remote_code: str | None = None
+    """The `auto_map` classes this model loads from code shipped with it (opted in)."""
 
     def describe(self) -> str:
         if self.kind == "hf-cache":
@@ -58,6 +59,7 @@ def resolve_model_source(spec: ModelSpec) -> ModelSource:
                 "or at a .gguf file."
             )
     weights = _weight_files(spec, directory)
+    remote_code = _remote_code_needed(spec, directory)
     return ModelSource(
         kind=kind,
         directory=directory,
@@ -66,7 +68,34 @@ def resolve_model_source(spec: ModelSpec) -> ModelSource:
         repo=spec.repo,
         revision=spec.revision,
         commit=commit,
+        remote_code=remote_code,
     )
+
+
+def _remote_code_needed(spec: ModelSpec, directory: Path) -> str | None:
+    """The `auto_map` classes if the model's architecture exists only as code shipped with the
+    weights; refuse unless the config opted in for this model."""
+    if spec.gguf_file is not None:
+        return None
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelNotFoundError(
+            f"model '{spec.id}': {directory / 'config.json'} is not readable JSON ({exc})"
+        ) from None
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if "auto_map" not in config or config.get("model_type") in CONFIG_MAPPING:
+        return None
+    classes = ", ".join(f"{k} -> {v}" for k, v in config["auto_map"].items())
+    if not spec.trust_remote_code:
+        raise BadInputError(
+            f"model '{spec.id}': its architecture '{config.get('model_type')}' is not in "
+            f"transformers and exists only as Python code shipped with the weights "
+            f"({classes}). Loading it executes that code with your rights. Read it, and if you "
+            f"trust it set `trust_remote_code: true` on this model in the config."
+        )
+    return classes
 
 
 def _from_hf_cache(spec: ModelSpec) -> tuple[Path, str]:

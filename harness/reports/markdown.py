@@ -108,7 +108,8 @@ def _model_table(results: dict) -> list[str]:
                     model.get("device") or "—",
                     _count(params),
                     _seconds(model.get("load_seconds")),
-                    model.get("status", "?"),
+                    model.get("status", "?")
+                    + (" — **runs remote code**" if identity.get("remote_code") else ""),
                 ]
             )
         )

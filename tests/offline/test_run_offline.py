@@ -1,9 +1,9 @@
-"""A whole `harness run` with the offline variables deliberately unset: `datasets` then tries to
-reach its download counter on S3 while loading the local JSONL data. The guard must block it,
-the run must still complete, and the attempt must be in results.json with `datasets` named.
+"""Whole `harness run`s under each offline policy, with a canary listener on 127.0.0.1 standing
+in for the outside world (HF_ENDPOINT and the proxies point at it: a leak lands there).
 
-Where the OS allows, the run is inside a network namespace with no usable interface, so even a
-failing guard could send nothing off this machine."""
+With the offline variables deliberately unset, `datasets` tries to reach its download counter
+on S3 while loading the local JSONL data. The guard blocks it before any lookup: audit mode
+records it and completes; strict mode records it and fails the run with exit code 3."""
 
 from __future__ import annotations
 
@@ -13,48 +13,51 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from ..conftest import REPO, only_run_dir, write_config
 
 OFFLINE_VARIABLES = (
-    "HF_HUB_OFFLINE",
-    "HF_DATASETS_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "HF_EVALUATE_OFFLINE",
-    "HF_UPDATE_DOWNLOAD_COUNTS",
-    "HF_HUB_DISABLE_TELEMETRY",
-)
+    "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_EVALUATE_OFFLINE",
+    "HF_UPDATE_DOWNLOAD_COUNTS", "HF_HUB_DISABLE_TELEMETRY",
+)  # fmt: skip
 
 
-def test_guard_blocks_datasets_download_counter(tmp_path, tiny_model_dir):
-    config = write_config(
+def harness_run(tmp_path, config, *args, env, namespace=True):
+    command = [sys.executable, "-m", "harness", "run", str(config), "--limit", "3",
+               "--output", str(tmp_path / "results"), *args]  # fmt: skip
+    if namespace and shutil.which("unshare") and os.geteuid() == 0:
+        # A second barrier for runs whose target is off this machine: a namespace with no
+        # usable interface, so even a failing guard could send nothing.
+        command = ["unshare", "-n", *command]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def config_without_offline_env(tmp_path, tiny_model_dir, mode: str):
+    return write_config(
         tmp_path,
         {
             "name": "guarded",
             "models": [{"id": "tiny", "path": str(tiny_model_dir), "device": "cpu"}],
             "suites": ["smoke_en"],
-            "network": {"set_offline_env": False},
+            "offline": {"mode": mode, "set_env": False},
         },
     )
+
+
+def bare_env(tmp_path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in OFFLINE_VARIABLES}
     env["HF_DATASETS_CACHE"] = str(tmp_path / "datasets-cache")  # force a fresh load
-    command = [
-        sys.executable,
-        "-m",
-        "harness",
-        "run",
-        str(config),
-        "--limit",
-        "3",
-        "--output",
-        str(tmp_path / "results"),
-    ]
-    if shutil.which("unshare") and os.geteuid() == 0:
-        command = ["unshare", "-n", *command]
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "network attempts: 0" not in proc.stderr
+    return env
 
-    results = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())
+
+def test_audit_mode_records_datasets_download_counter(tmp_path, tiny_model_dir):
+    config = config_without_offline_env(tmp_path, tiny_model_dir, "audit")
+    proc = harness_run(tmp_path, config, env=bare_env(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    run_dir = only_run_dir(tmp_path / "results")
+    results = json.loads((run_dir / "results.json").read_text())
     assert results["status"] == "complete"
     assert results["models"]["tiny"]["suites"]["smoke_en"]["status"] == "ok"
     assert results["offline"]["set_offline_env"] is False
@@ -63,7 +66,73 @@ def test_guard_blocks_datasets_download_counter(tmp_path, tiny_model_dir):
     assert from_datasets, attempts
     assert from_datasets[0]["host"] == "s3.amazonaws.com"
     assert from_datasets[0]["event"] == "socket.getaddrinfo"
-    assert from_datasets[0]["blocked"] is True
     assert all(a["blocked"] for a in attempts)
-    report = (only_run_dir(tmp_path / "results") / "report.md").read_text(encoding="utf-8")
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
     assert "s3.amazonaws.com" in report and "| datasets |" in report
+
+
+def test_strict_mode_fails_the_run_on_the_same_attempt(tmp_path, tiny_model_dir):
+    config = config_without_offline_env(tmp_path, tiny_model_dir, "strict")
+    proc = harness_run(tmp_path, config, env=bare_env(tmp_path))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "network attempt(s) under offline mode strict" in proc.stderr
+    results = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())
+    assert results["exit_code"] == 3
+    assert any(a["package"] == "datasets" for a in results["offline"]["attempts"])
+    # The scores are still written: the run is not attested, but nothing is lost.
+    assert results["models"]["tiny"]["suites"]["smoke_en"]["status"] == "ok"
+
+
+def test_offline_variable_set_to_undo_itself_is_refused(tmp_path, tiny_model_dir):
+    config = write_config(
+        tmp_path,
+        {"name": "x", "models": [{"id": "t", "path": str(tiny_model_dir)}], "suites": ["smoke_en"]},
+    )
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "0"}
+    proc = harness_run(tmp_path, config, env=env, namespace=False)
+    assert proc.returncode == 2
+    assert "HF_DATASETS_OFFLINE=0" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_default_run_is_attested_offline(tmp_path, tiny_model_dir, canary):
+    config = write_config(
+        tmp_path,
+        {"name": "x", "models": [{"id": "t", "path": str(tiny_model_dir)}], "suites": ["smoke_en"]},
+    )
+    proc = harness_run(tmp_path, config, env={**os.environ, **canary.env}, namespace=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    offline = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())[
+        "offline"
+    ]
+    assert offline["attempts"] == []
+    assert offline["policy"]["mode"] == "strict"
+    assert offline["guard"]["self_test"] == {"passed": True, "method": "loopback canary"}
+    if sys.platform == "linux":
+        assert offline["kernel"]["enforced"] is True, offline["kernel"]
+    assert offline["isolation"]["isolated"] is False
+    assert {f["model"] for f in offline["files"]["weights"]} == {"t"}
+    assert offline["files"]["data"][0]["path"].endswith("en.jsonl")
+    assert canary.connections == 0
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare (util-linux)")
+def test_isolate_runs_in_a_namespace_with_only_loopback(tmp_path, tiny_model_dir, canary):
+    config = write_config(
+        tmp_path,
+        {"name": "x", "models": [{"id": "t", "path": str(tiny_model_dir)}], "suites": ["smoke_en"]},
+    )
+    env = {**os.environ, **canary.env}
+    proc = harness_run(tmp_path, config, "--isolate", env=env, namespace=False)
+    if proc.returncode == 2 and "does not allow a private network namespace" in proc.stderr:
+        pytest.skip("this OS gives no network namespace: " + proc.stderr.strip())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    offline = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())[
+        "offline"
+    ]
+    isolation = offline["isolation"]
+    assert isolation["isolated"] is True and isolation["method"].startswith("unshare")
+    assert isolation["interfaces"] == ["lo"] and isolation["routes_leaving"] == 0
+    assert isolation["netns"] != os.readlink("/proc/self/ns/net")
+    assert offline["policy"]["mode"] == "isolate" and offline["attempts"] == []
+    assert canary.connections == 0

@@ -1,0 +1,57 @@
+"""`harness attest RUN_DIR`: re-check a finished run against the files still on disk.
+
+Recomputes the sha256 of every weight and data file the run recorded and says, file by file,
+whether it still matches. A ministry signs a report about exact bytes; this is how anyone can
+check, later, that the bytes on disk are the ones that were scored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.digests import hash_files
+from harness.errors import BadInputError
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """One recorded file compared with what is on disk now."""
+
+    kind: str
+    """`weights` or `data`."""
+    owner: str
+    """The model id or suite name that read the file."""
+    path: str
+    recorded_sha256: str
+    status: str
+    """`match`, `changed` or `missing`."""
+    current_sha256: str | None = None
+
+
+def attest(run_dir: Path) -> list[FileCheck]:
+    """Compare every file recorded in `run_dir/results.json` with the file on disk now."""
+    results_file = run_dir / "results.json"
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+        files = results["offline"]["files"]
+    except FileNotFoundError:
+        raise BadInputError(f"{results_file}: no such file; give a run directory") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise BadInputError(
+            f"{results_file}: not a harness results file with an attestation ({exc})"
+        ) from None
+    checks = []
+    for kind, owner_key in (("weights", "model"), ("data", "suite")):
+        for entry in files.get(kind, []):
+            path = Path(entry.get("real_path") or entry["path"])
+            if not path.is_file():
+                status, current = "missing", None
+            else:
+                current = hash_files([path])[0].sha256
+                status = "match" if current == entry["sha256"] else "changed"
+            checks.append(
+                FileCheck(kind, entry[owner_key], str(path), entry["sha256"], status, current)
+            )
+    return checks
