@@ -38,7 +38,7 @@ def test_self_test_passes_once_installed():
         print(json.dumps({"self_test": guard.self_test(), "records": len(guard.records)}))
         """
     )
-    assert out == {"self_test": True, "records": 0}
+    assert out == {"self_test": {"passed": True, "method": "loopback canary"}, "records": 0}
 
 
 def test_resolving_a_remote_address_is_blocked_and_recorded():
@@ -163,3 +163,118 @@ def test_a_third_party_caller_is_named_past_the_http_stack():
     assert out[0]["package"] == "datasets"
     assert out[0]["host"] == "s3.amazonaws.com"
     assert any(frame.startswith("datasets.load:increase_load_count") for frame in out[0]["stack"])
+
+
+def test_udp_sendto_and_wildcard_bind_are_blocked():
+    out = run_script(
+        """
+        guard = install_guard(allow_loopback=False)
+        outcomes = []
+        for attempt in (
+            lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9)),
+            lambda: socket.socket().bind(("", 0)),
+        ):
+            try:
+                attempt()
+                outcomes.append("done")
+            except EgressBlocked:
+                outcomes.append("blocked")
+        print(json.dumps({"outcomes": outcomes,
+                          "records": [(r.event, r.host) for r in guard.records]}))
+        """
+    )
+    assert out["outcomes"] == ["blocked", "blocked"]
+    assert out["records"] == [["socket.sendto", "127.0.0.1"], ["socket.bind", "0.0.0.0"]]
+
+
+def test_http_libraries_are_attributed_to_their_caller():
+    out = run_script(
+        """
+        import importlib.util
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.3)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        guard = install_guard(allow_loopback=False)
+        tried = []
+        for name in ("requests", "httpx", "httpx2"):
+            if importlib.util.find_spec(name) is None:
+                continue
+            library = __import__(name)
+            tried.append(name)
+            try:
+                library.get(url, timeout=2)
+            except Exception:
+                pass
+        try:
+            listener.accept()
+            arrived = True
+        except TimeoutError:
+            arrived = False
+        print(json.dumps({"tried": tried, "arrived": arrived,
+                          "packages": [r.package for r in guard.records]}))
+        """
+    )
+    assert out["tried"], "no HTTP library installed to try"
+    assert out["arrived"] is False
+    assert len(out["packages"]) >= len(out["tried"])
+    assert set(out["packages"]) == {"__main__"}  # past requests/httpx, to the code that asked
+
+
+def test_a_child_process_is_guarded_and_its_record_reaches_the_parent(tmp_path):
+    out = run_script(
+        f"""
+        import subprocess, pathlib
+        from harness.offline.guard import guard_children
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.3)
+        port = listener.getsockname()[1]
+        sink = pathlib.Path({str(tmp_path / "e.jsonl")!r})
+        guard = install_guard(allow_loopback=False, sink=sink)
+        guard_children(guard)
+        child = subprocess.run(
+            [sys.executable, "-c",
+             f"import socket; socket.create_connection(('127.0.0.1', {{port}}), timeout=2)"],
+            capture_output=True, text=True,
+        )
+        try:
+            listener.accept()
+            arrived = True
+        except TimeoutError:
+            arrived = False
+        print(json.dumps({{"child_rc": child.returncode, "child_err": child.stderr[-300:],
+                          "arrived": arrived, "parent_pid": __import__("os").getpid(),
+                          "children": guard.child_records(), "own": len(guard.records)}}))
+        """
+    )
+    assert out["child_rc"] != 0 and "EgressBlocked" in out["child_err"]
+    assert out["arrived"] is False
+    [record] = out["children"]
+    assert record["event"] == "socket.getaddrinfo" and record["host"] == "127.0.0.1"
+    assert record["pid"] != out["parent_pid"]
+    assert out["own"] == 0
+
+
+def test_starting_a_network_tool_is_blocked_but_local_tools_run():
+    out = run_script(
+        """
+        import subprocess
+        guard = install_guard()
+        results = {}
+        for command in (["curl", "-s", "http://192.0.2.9/"], ["git", "clone", "x://y"],
+                        ["sh", "-c", "true; wget -q http://192.0.2.9/"], ["git", "--version"]):
+            try:
+                subprocess.run(command, capture_output=True)
+                results[command[0] + " " + command[1]] = "ran"
+            except EgressBlocked:
+                results[command[0] + " " + command[1]] = "blocked"
+            except FileNotFoundError:
+                results[command[0] + " " + command[1]] = "ran"  # not installed: not blocked
+        print(json.dumps({"results": results,
+                          "commands": [r.command for r in guard.records]}))
+        """,
+        no_network=True,
+    )
+    assert out["results"] == {
+        "curl -s": "blocked", "git clone": "blocked", "sh -c": "blocked", "git --version": "ran",
+    }  # fmt: skip
+    assert out["commands"][0] == "curl -s http://192.0.2.9/"
