@@ -180,6 +180,8 @@ class _Job:
         interrupted = self.data["status"] == "interrupted"
         self.data["exit_code"] = 130 if interrupted else self.result.exit_code
         self.save()
+        if self.guard.sink is not None:
+            self.guard.sink.unlink(missing_ok=True)  # its records are in results.json now
         write_text_atomic(self.run_dir / "report.md", render_report(self.data))
         logging.getLogger().removeHandler(self.log_handler)
         self.log_handler.close()

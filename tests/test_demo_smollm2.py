@@ -4,6 +4,8 @@ loaded from its GGUF file, on the 8-language smoke suite."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pytest
 
@@ -14,10 +16,16 @@ pytestmark = pytest.mark.slow
 LANGUAGES = ["en", "hi", "ta", "ar", "fr", "de", "ko", "ja"]
 
 
+# Where the OS allows a network namespace, the demo runs isolated (`--isolate`): the same
+# run, plus the namespace layer of the attestation.
+ISOLATE = bool(shutil.which("unshare")) and os.geteuid() == 0
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    proc = run_harness("run", str(REPO / "configs" / "demo.yaml"), "--output", str(root))
+    args = ["--isolate"] if ISOLATE else []
+    proc = run_harness("run", str(REPO / "configs" / "demo.yaml"), "--output", str(root), *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = only_run_dir(root)
     return run_dir, json.loads((run_dir / "results.json").read_text())
@@ -33,7 +41,15 @@ def test_demo_scores_all_languages_offline(demo_run):
     tasks = model["suites"]["smoke"]["tasks"]
     for lang in LANGUAGES:
         assert tasks[f"smoke_{lang}"]["n_samples"]["effective"] >= 20
-    assert results["offline"]["attempts"] == []
+    offline = results["offline"]
+    assert offline["attempts"] == []
+    assert offline["guard"]["self_test"]["passed"] is True
+    assert offline["kernel"]["enforced"] is True
+    assert offline["isolation"]["isolated"] is ISOLATE
+    if ISOLATE:
+        assert offline["isolation"]["interfaces"] == ["lo"]
+    assert [f["sha256"] for f in offline["files"]["weights"]] == [gguf["sha256"]]
+    assert len(offline["files"]["data"]) == len(LANGUAGES)
 
 
 def test_english_score_is_above_chance(demo_run):

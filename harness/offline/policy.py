@@ -74,7 +74,7 @@ def go_offline(policy: OfflinePolicy) -> tuple[NetworkGuard, dict[str, Any]]:
             "kind": "python-audit-hook",
             "allow_loopback": guard.allow_loopback,
             "self_test": self_test,
-            "children": "PYTHONPATH sitecustomize, records via " + str(sink),
+            "children": "guarded through a sitecustomize on PYTHONPATH; records merged here",
             "scope": GUARD_SCOPE,
         },
         "kernel": kernel,
