@@ -136,3 +136,29 @@ def test_isolate_runs_in_a_namespace_with_only_loopback(tmp_path, tiny_model_dir
     assert isolation["netns"] != os.readlink("/proc/self/ns/net")
     assert offline["policy"]["mode"] == "isolate" and offline["attempts"] == []
     assert canary.connections == 0
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_isolation_unavailable(tmp_path, tiny_model_dir, fallback):
+    # With no `unshare` on PATH the OS cannot isolate the run: refuse, unless told to fall back.
+    offline = {"mode": "isolate", "isolation_fallback": fallback}
+    config = write_config(
+        tmp_path,
+        {"name": "x", "models": [{"id": "t", "path": str(tiny_model_dir)}],
+         "suites": ["smoke_en"], "offline": offline},
+    )  # fmt: skip
+    env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}
+    proc = harness_run(tmp_path, config, env=env, namespace=False)
+    if not fallback:
+        assert proc.returncode == 2
+        assert "needs `unshare`" in proc.stderr and "isolation_fallback" in proc.stderr
+        assert not (tmp_path / "results").exists()
+        return
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "not isolated:" in proc.stderr
+    results = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())
+    isolation = results["offline"]["isolation"]
+    assert isolation["isolated"] is False and isolation["fallback"] is True
+    assert "needs `unshare`" in isolation["reason"]
+    report = (only_run_dir(tmp_path / "results") / "report.md").read_text(encoding="utf-8")
+    assert "NOT isolated (fallback)" in report
