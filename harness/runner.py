@@ -78,9 +78,14 @@ def run(
     `say` receives one line per step; `show_progress` draws a bar while weights are hashed
     (lm-eval and transformers draw their own).
 
+    The process goes offline first (`go_offline`); its audit hook and seccomp filter stay for
+    the life of the process. Mode `isolate` needs a process started in a network namespace,
+    which `harness run --isolate` does by re-executing itself.
+
     Bad input (unknown suite, missing model, broken data) raises a `BadInputError` before any
-    model loads. A model or suite that fails while running is recorded and the run goes on;
-    `RunResult.exit_code` is then 1.
+    model loads. A model or suite that fails while running is recorded and the run goes on.
+    `RunResult.exit_code` is 3 after a network attempt under a strict policy, else 1 after a
+    failure, else 0.
     """
     from harness.models import resolve_model_source
     from harness.suites import SuiteCatalog
