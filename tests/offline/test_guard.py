@@ -278,3 +278,17 @@ def test_starting_a_network_tool_is_blocked_but_local_tools_run():
         "curl -s": "blocked", "git clone": "blocked", "sh -c": "blocked", "git --version": "ran",
     }  # fmt: skip
     assert out["commands"][0] == "curl -s http://192.0.2.9/"
+
+
+def test_the_child_sitecustomize_also_runs_the_one_it_shadows(tmp_path):
+    from harness.offline.guard import CHILD_SITE
+
+    (tmp_path / "sitecustomize.py").write_text("import builtins\nbuiltins.SHADOWED_RAN = True\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CHILD_SITE), str(tmp_path)])}
+    env["HARNESS_EGRESS_LOG"] = str(tmp_path / "e.jsonl")
+    code = (
+        "import builtins, sys; from harness.offline import guard; "
+        "print(getattr(builtins, 'SHADOWED_RAN', False), guard._ACTIVE is not None)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.stdout.split() == ["True", "True"], proc.stderr
