@@ -64,7 +64,7 @@ def test_results_record_identity_environment_and_timing(tiny_run, tiny_model_dir
     assert results["run"]["wall_seconds"] > 0
     assert results["config"]["suites"] == ["smoke"] and len(results["config_hash"]) == 64
     assert results["offline"]["attempts"] == []
-    assert results["offline"]["guard"]["self_test"] is True
+    assert results["offline"]["guard"]["self_test"]["passed"] is True
     assert results["offline"]["env"]["HF_DATASETS_OFFLINE"] == "1"
 
 
