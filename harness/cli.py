@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError
+from harness.families.catalog import FAMILIES
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -60,7 +61,14 @@ def main() -> None:
     is_flag=True,
     help="Record and block network attempts without failing the run (offline mode audit).",
 )
-def run_command(config_file: Path, limit, output_dir, models, suites, isolate, audit) -> None:
+@click.option(
+    "--no-preflight",
+    is_flag=True,
+    help="Load models even when the memory preflight says they do not fit.",
+)
+def run_command(
+    config_file: Path, limit, output_dir, models, suites, isolate, audit, no_preflight
+) -> None:
     """Score the config's models on its suites and write results/<name>/<time>/."""
     from harness.config import load_config
     from harness.offline.isolation import IsolationUnavailable, inside_isolation, rerun_isolated
@@ -85,7 +93,12 @@ def run_command(config_file: Path, limit, output_dir, models, suites, isolate, a
                 os.environ[UNAVAILABLE_ENV] = str(exc)
         _quiet_libraries()
         result = run(
-            config, config_file=config_file, output_dir=output_dir, say=_say, show_progress=True
+            config,
+            config_file=config_file,
+            output_dir=output_dir,
+            say=_say,
+            show_progress=True,
+            preflight=not no_preflight,
         )
         _print_summary(result.data)
         attempts = result.data["offline"]["attempts"]
@@ -127,6 +140,83 @@ def validate_command(config_file: Path) -> None:
             console.print(f"suite {info.name}: {info.kind}, {len(info.tasks)} task(s){items}")
         console.print(f"[green]{config_file}: valid[/green]")
         return 0
+
+    sys.exit(_guarded(work))
+
+
+@main.command("plan")
+@click.argument("config_file", type=click.Path(path_type=Path))
+@click.option(
+    "--context",
+    type=click.IntRange(min=1),
+    help="Tokens per sequence to plan the KV cache and logits for (default: the model's "
+    "generation.max_length, else 2048).",
+)
+def plan_command(config_file: Path, context) -> None:
+    """Will each model of CONFIG fit this machine? Decided from its config, nothing loaded.
+
+    Models not on this machine are planned from harness's bundled reference config for their
+    repo id, so the answer comes before a download."""
+    from harness.config import load_config
+
+    def work() -> int:
+        config = load_config(config_file)
+        _offline_for_lookups(config.offline.allow_loopback)
+        from harness.capacity.hardware import detect_hardware
+        from harness.capacity.preflight import plan_models
+        from harness.reports import console as tables
+
+        hardware = detect_hardware()
+        plans = plan_models(config, hardware, context=context)
+        out = _wide_console()
+        out.print(tables.hardware_line(hardware))
+        out.print(tables.plan_table(plans))
+        out.print(tables.formats_table(plans))
+        for line in tables.plan_notes(plans):
+            out.print(line, highlight=False)
+        return 0
+
+    sys.exit(_guarded(work))
+
+
+@main.command("selftest")
+@click.option(
+    "--family",
+    "families",
+    multiple=True,
+    type=click.Choice([f.name for f in FAMILIES]),
+    help="Check only this family (repeatable; default: all).",
+)
+def selftest_command(families) -> None:
+    """Build a tiny replica of each seed architecture and check it end to end on this stack.
+
+    Exit 0 when every check of every family passes, 1 otherwise."""
+
+    def work() -> int:
+        _offline_for_lookups()
+        from harness.environment import package_versions
+        from harness.families.selftest import CHECKS, run_selftest
+        from harness.reports.console import selftest_table
+
+        with console.status("building and checking") as status:
+            results = run_selftest(
+                list(families) or None, progress=lambda name: status.update(f"checking {name}")
+            )
+        out = _wide_console()
+        out.print(selftest_table(results, CHECKS))
+        versions = package_versions()
+        out.print(
+            "transformers {transformers}, torch {torch}, lm-eval {lm_eval}".format(
+                **{k: versions.get(k, "?") for k in ("transformers", "torch", "lm_eval")}
+            ),
+            highlight=False,
+        )
+        failed = [r for r in results if not r.passed]
+        for result in failed:
+            for name, ok in result.checks.items():
+                if ok is False:
+                    console.print(f"[red]{result.family.name} {name}:[/red] {result.details[name]}")
+        return 1 if failed else 0
 
     sys.exit(_guarded(work))
 
@@ -252,6 +342,11 @@ def _quiet_libraries() -> None:
         handler.setLevel(logging.ERROR)
         handler._harness_console = True  # type: ignore[attr-defined]
         logging.getLogger().addHandler(handler)
+
+
+def _wide_console() -> Console:
+    """Stdout; tables keep their columns when piped to a file or a CI log."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _short(source: str) -> str:

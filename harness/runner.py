@@ -72,6 +72,7 @@ def run(
     output_dir: Path | None = None,
     say: Callable[[str], None] = log.info,
     show_progress: bool = False,
+    preflight: bool = True,
 ) -> RunResult:
     """Score every model of `config` on every suite; write and return the results.
 
@@ -82,8 +83,9 @@ def run(
     the life of the process. Mode `isolate` needs a process started in a network namespace,
     which `harness run --isolate` does by re-executing itself.
 
-    Bad input (unknown suite, missing model, broken data) raises a `BadInputError` before any
-    model loads. A model or suite that fails while running is recorded and the run goes on.
+    Bad input (unknown suite, missing model, broken data, a model the memory preflight says
+    cannot load, unless `preflight` is off) raises a `BadInputError` before any model loads.
+    A model or suite that fails while running is recorded and the run goes on.
     `RunResult.exit_code` is 3 after a network attempt under a strict policy, else 1 after a
     failure, else 0.
     """
@@ -95,9 +97,11 @@ def run(
     catalog = SuiteCatalog(config.task_paths)
     suites = catalog.check(config.suites)
     sources = {spec.id: resolve_model_source(spec) for spec in config.models}
+    plans = _preflight(config, sources, say, enforce=preflight)
 
     job = _Job(config, guard, catalog.manager_for(config.suites), say, show_progress)
     job.start(output_dir or config.output_dir, config_file, suites, offline)
+    job.data["preflight"] = plans
     try:
         for spec in config.models:
             job.run_model(spec, sources[spec.id])
@@ -108,6 +112,26 @@ def run(
     finally:
         job.finish()
     return job.result
+
+
+def _preflight(config: RunConfig, sources: dict, say, *, enforce: bool) -> dict:
+    """Plan every model's memory from its config; refuse the run if one cannot fit."""
+    from harness.capacity.hardware import detect_hardware
+    from harness.capacity.preflight import check_fits, plan_models
+
+    say("preflight: memory needed per model")
+    hardware = detect_hardware()
+    plans = plan_models(config, hardware, sources=sources)
+    if enforce:
+        check_fits(plans)
+    for plan in plans:
+        if plan.verdict != "fits":
+            say(plan.explain())
+    return {
+        "enforced": enforce,
+        "hardware": hardware.to_dict(),
+        "models": {plan.model: plan.to_dict() for plan in plans},
+    }
 
 
 class _Job:

@@ -31,21 +31,11 @@ def build_tiny_qwen2(directory: Path, seed: int = 0) -> Path:
     """A random-weight Qwen2 (2 layers, width 32) with a byte-level BPE tokenizer trained on the
     suite text, saved in Hugging Face layout."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(suite_text(), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
-    )
+    from harness.families.tiny import train_tokenizer
+
+    tokenizer = train_tokenizer(suite_text())
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=32,

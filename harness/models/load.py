@@ -38,12 +38,17 @@ def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
     common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": remote}
     if source.gguf_file:
         common["gguf_file"] = source.gguf_file
+    if source.alias:
+        # An alias (kimi_k2) is built by the architecture it reuses; AutoConfig would not know it.
+        from harness.families.aliases import alias_config
+
+        common["config"] = alias_config(source.directory)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.directory, **common)
         dtype = _pick_dtype(spec, device, source, torch)
         placement = {"device_map": {"": device}} if device.startswith("cuda") else {}
-        model = AutoModelForCausalLM.from_pretrained(
-            source.directory, dtype=dtype, **placement, **common
+        model, info = AutoModelForCausalLM.from_pretrained(
+            source.directory, dtype=dtype, output_loading_info=True, **placement, **common
         )
     except (torch.OutOfMemoryError, MemoryError) as exc:
         raise ModelLoadError(
@@ -57,6 +62,16 @@ def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
             "corrupt, truncated or for another architecture: compare its sha256 with the "
             "source and copy it again."
         ) from None
+    if info.get("missing_keys"):
+        # transformers fills missing tensors with random values and goes on: scores from such a
+        # model would be noise with a real model's name on them.
+        missing = sorted(info["missing_keys"])
+        raise ModelLoadError(
+            f"model '{spec.id}': {len(missing)} tensor(s) the architecture needs are not in "
+            f"{source.describe()} ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); "
+            "transformers would fill them with random values. The checkpoint is incomplete or "
+            "for another architecture or transformers version."
+        )
     if spec.chat_template and not getattr(tokenizer, "chat_template", None):
         raise ModelLoadError(
             f"model '{spec.id}': `chat_template: true`, but the tokenizer in "
@@ -90,12 +105,16 @@ def _pick_device(spec: ModelSpec, torch) -> str:
 def _pick_dtype(spec: ModelSpec, device: str, source: ModelSource, torch):
     if spec.dtype != "auto":
         return getattr(torch, spec.dtype)
+    bf16 = device != "cpu" and torch.cuda.is_bf16_supported()
+    return getattr(torch, auto_dtype(device, bf16))
+
+
+def auto_dtype(device: str, bf16_supported: bool) -> str:
+    """The dtype `dtype: auto` loads in on `device`."""
     if device == "cpu":
         # Half types are slow on most CPUs and GGUF dequantizes to float32 anyway.
-        return torch.float32
-    if torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
+        return "float32"
+    return "bfloat16" if bf16_supported else "float16"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.config import ModelSpec
 from harness.errors import BadInputError, ModelNotFoundError
+from harness.families.aliases import is_known, native_model_type, unknown_architecture
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
 
@@ -32,6 +33,8 @@ class ModelSource:
     """The cache snapshot's commit hash, for `hf-cache` sources."""
     remote_code: str | None = None
     """The `auto_map` classes this model loads from code shipped with it (opted in)."""
+    alias: str | None = None
+    """`model_type -> transformers model_type` when the config names an alias (Kimi-K2)."""
 
     def describe(self) -> str:
         if self.kind == "hf-cache":
@@ -59,7 +62,7 @@ def resolve_model_source(spec: ModelSpec) -> ModelSource:
                 "or at a .gguf file."
             )
     weights = _weight_files(spec, directory)
-    remote_code = _remote_code_needed(spec, directory)
+    remote_code, alias = _architecture(spec, directory)
     return ModelSource(
         kind=kind,
         directory=directory,
@@ -69,33 +72,41 @@ def resolve_model_source(spec: ModelSpec) -> ModelSource:
         revision=spec.revision,
         commit=commit,
         remote_code=remote_code,
+        alias=alias,
     )
 
 
-def _remote_code_needed(spec: ModelSpec, directory: Path) -> str | None:
-    """The `auto_map` classes if the model's architecture exists only as code shipped with the
-    weights; refuse unless the config opted in for this model."""
+def _architecture(spec: ModelSpec, directory: Path) -> tuple[str | None, str | None]:
+    """(remote code classes, alias) for the model in `directory`.
+
+    An architecture transformers has, directly or through an alias, needs neither. One that
+    exists only as code shipped with the weights (`auto_map`) is refused unless the config opted
+    in for this model; one with neither is an unknown architecture.
+    """
     if spec.gguf_file is not None:
-        return None
+        return None, None
+    config_file = directory / "config.json"
     try:
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelNotFoundError(
-            f"model '{spec.id}': {directory / 'config.json'} is not readable JSON ({exc})"
+            f"model '{spec.id}': {config_file} is not readable JSON ({exc})"
         ) from None
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    if "auto_map" not in config or config.get("model_type") in CONFIG_MAPPING:
-        return None
+    model_type = config.get("model_type")
+    if is_known(model_type):
+        native = native_model_type(model_type)
+        return None, (f"{model_type} -> {native}" if native != model_type else None)
+    if "auto_map" not in config:
+        raise unknown_architecture(model_type, f"model '{spec.id}' ({config_file})")
     classes = ", ".join(f"{k} -> {v}" for k, v in config["auto_map"].items())
     if not spec.trust_remote_code:
         raise BadInputError(
-            f"model '{spec.id}': its architecture '{config.get('model_type')}' is not in "
+            f"model '{spec.id}': its architecture '{model_type}' is not in "
             f"transformers and exists only as Python code shipped with the weights "
             f"({classes}). Loading it executes that code with your rights. Read it, and if you "
             f"trust it set `trust_remote_code: true` on this model in the config."
         )
-    return classes
+    return classes, None
 
 
 def _from_hf_cache(spec: ModelSpec) -> tuple[Path, str]:

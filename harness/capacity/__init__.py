@@ -1,0 +1,1 @@
+"""Will a model fit this machine: parameter and memory model, hardware, preflight."""

@@ -1,0 +1,266 @@
+"""Preflight: will each model of a run fit this machine, decided from its config before loading.
+
+Needed memory = weights (parameters x bytes of the dtype it will be loaded in) + KV cache (batch
+x context tokens) + scoring logits (batch x context x vocabulary, twice: logits and their
+log-softmax) + a fixed runtime reserve (torch, CUDA context, Python, lm-eval). It is compared with
+what the target device has free now: available RAM for `cpu`, free memory of the GPU for `cuda`.
+
+A model whose weights and reserve alone exceed that cannot load: it is refused. One whose
+weights fit but whose full estimate does not is "tight": the KV cache and logits depend on the
+batch and on how long the suite's inputs are, so the run goes on with a warning to lower
+`batch_size` if it runs out. GGUF weights are dequantized by transformers on load, so they
+count at the load dtype, not at their file size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+from harness.capacity.hardware import GPU, Hardware, detect_hardware
+from harness.capacity.memory import (
+    DTYPES,
+    GIB,
+    QUANTIZATIONS,
+    kv_cache,
+    logits_bytes,
+    weight_bytes,
+)
+from harness.capacity.params import ParameterCount, count_parameters
+from harness.config import ModelSpec, RunConfig
+from harness.errors import BadInputError, ModelNotFoundError
+
+DEFAULT_CONTEXT = 2048
+"""Tokens per sequence planned for when the config sets no `generation.max_length`."""
+RESERVE_BYTES = 1 * GIB
+"""Runtime overhead outside weights and caches, per device."""
+REFERENCE_GPU_BYTES = 80 * GIB
+"""GPU size used for "would need N GPUs" on a machine without one (an 80 GB H100 or A100)."""
+
+
+class CapacityError(BadInputError):
+    """A model does not fit the memory of the device it would load on; nothing was loaded."""
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """The preflight verdict for one model, with the numbers behind it."""
+
+    model: str
+    config_source: str
+    """Where the architecture was read: the model's own files or a bundled reference config."""
+    model_type: str | None
+    parameters: ParameterCount | None
+    dtype: str | None
+    target: str
+    batch: int
+    context: int
+    weights_bytes: int = 0
+    kv_cache_bytes: int = 0
+    logits_bytes: int = 0
+    reserve_bytes: int = RESERVE_BYTES
+    available_bytes: int = 0
+    gpus_needed: int | None = None
+    """GPUs of the target's kind (or of 80 GiB without a GPU) that would hold the model."""
+    note: str = ""
+
+    @property
+    def need_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.logits_bytes + self.reserve_bytes
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether the weights can load at all; None when the architecture could not be read."""
+        if self.parameters is None:
+            return None
+        return self.weights_bytes + self.reserve_bytes <= self.available_bytes
+
+    @property
+    def verdict(self) -> str:
+        if self.fits is None:
+            return "unknown"
+        if self.fits:
+            return "fits" if self.need_bytes <= self.available_bytes else "tight"
+        if self.gpus_needed and self.target.startswith("cuda"):
+            return f"needs {self.gpus_needed} GPU{'s' if self.gpus_needed != 1 else ''}"
+        return "does not fit"
+
+    def explain(self) -> str:
+        """One sentence with the numbers, for errors and the report."""
+        if self.fits is None:
+            return f"model '{self.model}': fit unknown: {self.note}"
+        parts = (
+            f"weights {_gib(self.weights_bytes)} at {self.dtype}, KV cache "
+            f"{_gib(self.kv_cache_bytes)} and logits {_gib(self.logits_bytes)} for batch "
+            f"{self.batch} x {self.context} tokens, reserve {_gib(self.reserve_bytes)}"
+        )
+        text = (
+            f"model '{self.model}' needs {_gib(self.need_bytes)} on {self.target} ({parts}); "
+            f"{_gib(self.available_bytes)} is available"
+        )
+        if self.verdict == "tight":
+            text += "; the weights fit, lower batch_size if long inputs run out of memory"
+        if not self.fits and self.gpus_needed:
+            kind = self.target.split(" ", 1)[-1] if self.target.startswith("cuda") else None
+            plural = "s" if self.gpus_needed != 1 else ""
+            text += f"; it would need {self.gpus_needed} GPU{plural} of " + (
+                kind or f"{REFERENCE_GPU_BYTES // GIB} GiB"
+            )
+        return text
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(need_bytes=self.need_bytes, fits=self.fits, verdict=self.verdict)
+        return data
+
+
+def plan_models(
+    config: RunConfig,
+    hardware: Hardware | None = None,
+    *,
+    sources: dict | None = None,
+    context: int | None = None,
+) -> list[ModelPlan]:
+    """Decide, per model of `config`, whether it fits this machine (nothing is loaded).
+
+    `sources` maps model ids to already resolved `ModelSource`s; a model that is not on this
+    machine is planned from harness's bundled reference config for its repo id when there is
+    one, so a fit can be known before a download.
+    """
+    hardware = hardware or detect_hardware()
+    sources = sources or {}
+    return [_plan_one(spec, hardware, sources.get(spec.id), context) for spec in config.models]
+
+
+def check_fits(plans: list[ModelPlan]) -> None:
+    """Raise `CapacityError` naming every model whose weights cannot load on their device."""
+    refused = [plan for plan in plans if plan.fits is False]
+    if refused:
+        reasons = "\n  ".join(plan.explain() for plan in refused)
+        raise CapacityError(
+            f"preflight: {len(refused)} model(s) do not fit this machine; nothing was loaded.\n  "
+            f"{reasons}\nUse a smaller dtype, another device or machine, or pass --no-preflight "
+            "to try anyway."
+        )
+
+
+def weights_by_format(parameters: int) -> dict[str, int]:
+    """Bytes of the weights in every dtype and common quantization."""
+    formats = {**DTYPES, **QUANTIZATIONS}
+    return {name: weight_bytes(parameters, fmt) for name, fmt in formats.items()}
+
+
+def architecture_config(spec: ModelSpec, source) -> dict:
+    """The model's config as a dict: its config.json, or the header of its GGUF file."""
+    if source.gguf_file:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(
+            source.directory, gguf_file=source.gguf_file, local_files_only=True
+        )
+        return config.to_dict()
+    return json.loads((source.directory / "config.json").read_text(encoding="utf-8"))
+
+
+def _plan_one(spec: ModelSpec, hardware: Hardware, source, context: int | None) -> ModelPlan:
+    gpu = _target_gpu(spec, hardware)
+    target = "cpu" if gpu is None else f"cuda:{gpu.index} {gpu.name}"
+    base = {"model": spec.id, "target": target, "batch": spec.batch_size}
+    try:
+        config, origin = _read_architecture(spec, source)
+    except (BadInputError, LookupError, OSError, ValueError) as exc:
+        return ModelPlan(
+            **base,
+            config_source="none",
+            model_type=None,
+            parameters=None,
+            dtype=None,
+            context=context or DEFAULT_CONTEXT,
+            note=str(exc),
+        )
+    from harness.families.aliases import is_known, unknown_architecture
+    from harness.models.load import auto_dtype
+
+    model_type = config.get("model_type")
+    if not is_known(model_type):
+        error = unknown_architecture(model_type, f"model '{spec.id}'")
+        return ModelPlan(
+            **base,
+            config_source=origin,
+            model_type=model_type,
+            parameters=None,
+            dtype=None,
+            context=context or DEFAULT_CONTEXT,
+            note=str(error),
+        )
+    parameters = count_parameters(config)
+    dtype = spec.dtype if spec.dtype != "auto" else auto_dtype(target, gpu.bf16 if gpu else False)
+    context = context or spec.generation.max_length or DEFAULT_CONTEXT
+    context = min(context, config.get("max_position_embeddings") or context)
+    weights = weight_bytes(parameters.total, DTYPES[dtype])
+    kv = kv_cache(config).bytes(spec.batch_size, context, dtype)
+    logits = logits_bytes(config, spec.batch_size, context, dtype)
+    available = hardware.cpu_available_bytes if gpu is None else gpu.free_bytes
+    per_gpu = (gpu.total_bytes if gpu else REFERENCE_GPU_BYTES) - RESERVE_BYTES
+    return ModelPlan(
+        **base,
+        config_source=origin,
+        model_type=model_type,
+        parameters=parameters,
+        dtype=dtype,
+        context=context,
+        weights_bytes=weights,
+        kv_cache_bytes=kv,
+        logits_bytes=logits,
+        available_bytes=available,
+        gpus_needed=math.ceil((weights + kv + logits) / per_gpu),
+        note=_notes(spec, gpu, config),
+    )
+
+
+def _read_architecture(spec: ModelSpec, source) -> tuple[dict, str]:
+    if source is None:
+        from harness.models import resolve_model_source
+
+        try:
+            source = resolve_model_source(spec)
+        except ModelNotFoundError as missing:
+            return _reference_architecture(spec, missing)
+    return architecture_config(spec, source), f"model files ({source.describe()})"
+
+
+def _reference_architecture(spec: ModelSpec, missing: ModelNotFoundError) -> tuple[dict, str]:
+    from harness.families import find_reference
+
+    reference = find_reference(spec.repo) if spec.repo else None
+    if reference is None:
+        raise missing
+    config = reference.config()  # LookupError when no config was ever found for it
+    return dict(config), f"bundled reference config ({reference.config_file}; weights not here)"
+
+
+def _target_gpu(spec: ModelSpec, hardware: Hardware) -> GPU | None:
+    if spec.device == "cpu" or not hardware.gpus:
+        return None
+    index = int(spec.device.split(":", 1)[1]) if ":" in spec.device else 0
+    return next((g for g in hardware.gpus if g.index == index), hardware.gpus[0])
+
+
+def _notes(spec: ModelSpec, gpu: GPU | None, config: dict) -> str:
+    notes = []
+    if gpu is not None and spec.dtype == "bfloat16" and not gpu.bf16:
+        notes.append(
+            f"{gpu.name} (compute capability {gpu.compute_capability}) has no native bfloat16: "
+            "use float16"
+        )
+    shipped = (config.get("quantization_config") or {}).get("quant_method")
+    if shipped:
+        notes.append(
+            f"the checkpoint ships quantized ({shipped}); the table counts it at the load dtype"
+        )
+    return "; ".join(notes)
+
+
+def _gib(size: int) -> str:
+    return f"{size / GIB:.1f} GiB"
