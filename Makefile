@@ -9,13 +9,16 @@ BIN     = $(VENV)/bin
 # on a GPU server the CUDA build (override: make demo TORCH="torch==2.13.0").
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint selftest setup clean
 
 demo: $(VENV)/.installed
 	$(BIN)/harness run configs/demo.yaml
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+selftest: $(VENV)/.installed
+	$(BIN)/harness selftest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check harness tests

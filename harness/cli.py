@@ -194,10 +194,13 @@ def selftest_command(families) -> None:
 
     def work() -> int:
         _offline_for_lookups()
+        from transformers.utils import logging as transformers_logging
+
         from harness.environment import package_versions
         from harness.families.selftest import CHECKS, run_selftest
         from harness.reports.console import selftest_table
 
+        transformers_logging.disable_progress_bar()
         with console.status("building and checking") as status:
             results = run_selftest(
                 list(families) or None, progress=lambda name: status.update(f"checking {name}")

@@ -234,6 +234,7 @@ class _Job:
             "revision": source.revision,
             "commit": source.commit,
             "remote_code": source.remote_code,
+            "alias": source.alias,
         }
         total = sum(p.stat().st_size for p in source.weight_files)
         self.say(f"{spec.id}: sha256 of {len(source.weight_files)} weight file(s), {total:,} bytes")

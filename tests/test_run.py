@@ -65,6 +65,10 @@ def test_results_record_identity_environment_and_timing(tiny_run, tiny_model_dir
     assert results["config"]["suites"] == ["smoke"] and len(results["config_hash"]) == 64
     assert results["offline"]["attempts"] == []
     assert results["offline"]["guard"]["self_test"]["passed"] is True
+    plan = results["preflight"]["models"]["tiny-qwen2"]
+    assert plan["verdict"] == "fits" and plan["parameters"]["total"] == model["parameters"]
+    assert plan["weights_bytes"] == 4 * model["parameters"]  # float32
+    assert "Memory preflight" in (run_dir / "report.md").read_text()
     assert results["offline"]["env"]["HF_DATASETS_OFFLINE"] == "1"
 
 

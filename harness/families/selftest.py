@@ -58,6 +58,41 @@ def reference_config_for(family: Family) -> dict:
     return dict(find_reference(family.reference).config())
 
 
+def build_replica(family: Family, directory: Path):
+    """Build `family`'s tiny random-weight replica, save it with its tokenizer in Hugging Face
+    layout in `directory`, and return the model as built (float32, eval mode).
+
+    The saved config.json gets back the identity keys of the real one (an alias model_type, its
+    architectures and auto_map), so that loading it goes the way it will for the real weights.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.families.aliases import config_class
+    from harness.families.tiny import shrink, train_tokenizer
+
+    reference = reference_config_for(family)
+    tokenizer = train_tokenizer()
+    tiny = shrink(reference, len(tokenizer), tokenizer.eos_token_id)
+    config = config_class(family.model_type)(**{k: v for k, v in tiny.items() if k != "model_type"})
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    directory.mkdir(parents=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    path = directory / "config.json"
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    saved.update(
+        {
+            key: reference[key]
+            for key in ("model_type", "architectures", "auto_map")
+            if reference.get(key)
+        }
+    )
+    path.write_text(json.dumps(saved, indent=2), encoding="utf-8")
+    return model
+
+
 def run_selftest(
     families: list[str] | None = None, progress: Callable[[str], None] = lambda _: None
 ) -> list[FamilyResult]:
@@ -107,26 +142,11 @@ class _Steps:
         self.result = result
 
     def build_and_load(self) -> str:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        from harness.families.aliases import config_class
-        from harness.families.tiny import shrink, train_tokenizer
-
-        reference = reference_config_for(self.family)
-        tokenizer = train_tokenizer()
-        tiny = shrink(reference, len(tokenizer), tokenizer.eos_token_id)
-        settings = {k: v for k, v in tiny.items() if k != "model_type"}
-        config = config_class(self.family.model_type)(**settings)
-        torch.manual_seed(0)
-        self.original = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
-        self.directory.mkdir(parents=True)
-        self.original.save_pretrained(self.directory)
-        tokenizer.save_pretrained(self.directory)
-        self._restore_identity(reference)
+        self.original = build_replica(self.family, self.directory)
         self.loaded = self._load("float32")
         self.ids = self.loaded.tokenizer(_PROMPTS[0][0], return_tensors="pt").input_ids
-        return f"{self.loaded.parameters:,} parameters, {config.num_hidden_layers} layers"
+        layers = self.original.config.num_hidden_layers
+        return f"{self.loaded.parameters:,} parameters, {layers} layers"
 
     def forward(self) -> str:
         import torch
@@ -209,16 +229,6 @@ class _Steps:
         return f"|dlog p| mean {mean:.4f}, max {worst:.4f}"
 
     # ---------------------------------------------------------------------------------------
-
-    def _restore_identity(self, reference: dict) -> None:
-        """Write back the identity keys the real config.json has (an alias model_type, its
-        architectures and auto_map), so loading goes the way it will for the real weights."""
-        path = self.directory / "config.json"
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("model_type", "architectures", "auto_map"):
-            if reference.get(key):
-                saved[key] = reference[key]
-        path.write_text(json.dumps(saved, indent=2), encoding="utf-8")
 
     def _load(self, dtype: str):
         from harness.config import ModelSpec

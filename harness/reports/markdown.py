@@ -29,6 +29,7 @@ def render_report(results: dict[str, Any]) -> str:
     lines += _score_tables(results)
     lines += ["## Models", ""]
     lines += _model_table(results)
+    lines += _preflight(results.get("preflight"))
     lines += ["## Environment", ""]
     lines += _environment(results["environment"])
     lines += ["## Offline attestation", ""]
@@ -109,9 +110,34 @@ def _model_table(results: dict) -> list[str]:
                     _count(params),
                     _seconds(model.get("load_seconds")),
                     model.get("status", "?")
-                    + (" — **runs remote code**" if identity.get("remote_code") else ""),
+                    + (" — **runs remote code**" if identity.get("remote_code") else "")
+                    + (f" — alias `{identity['alias']}`" if identity.get("alias") else ""),
                 ]
             )
+        )
+    lines.append("")
+    return lines
+
+
+def _preflight(preflight: dict | None) -> list[str]:
+    """The memory plan made before loading: needed against available, per model."""
+    if not preflight:
+        return []
+    lines = [
+        "Memory preflight (from each config, before loading"
+        + ("" if preflight.get("enforced") else "; not enforced: `--no-preflight`")
+        + "):",
+        "",
+    ]
+    for model_id, plan in preflight["models"].items():
+        if plan["parameters"] is None:
+            lines.append(f"- {model_id}: unknown ({plan['note']})")
+            continue
+        lines.append(
+            f"- {model_id}: needs {plan['need_bytes'] / 2**30:.1f} GiB on {plan['target']} "
+            f"(weights {plan['weights_bytes'] / 2**30:.1f} GiB at {plan['dtype']}, batch "
+            f"{plan['batch']} x {plan['context']} tokens), "
+            f"{plan['available_bytes'] / 2**30:.1f} GiB available: **{plan['verdict']}**"
         )
     lines.append("")
     return lines
