@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from harness.families.aliases import native_model_type
 
 _MLA = {"deepseek_v2", "deepseek_v3", "deepseek_v32"}
-_STANDARD = {"qwen2", "qwen3", "qwen3_moe", "glm4", "glm4_moe", "llama", "mistral", "qwen2_moe"}
-_FORMULA_TYPES = _MLA | (_STANDARD - {"qwen2_moe"})
+_FORMULA_TYPES = _MLA | {"qwen2", "qwen3", "qwen3_moe", "glm4", "glm4_moe", "llama", "mistral"}
 
 
 @dataclass(frozen=True)
@@ -103,10 +102,9 @@ class _Shape:
             return self._latent_attention()
         c, h, q, kv = self.config, self.hidden, self.heads * self.head_dim, self.kv_heads
         width = h * q + 2 * h * kv * self.head_dim + q * h
-        qkv_bias = self.model_type == "qwen2" or c.get("attention_bias", False)
-        o_bias = self.model_type in ("llama", "mistral", "qwen3", "qwen3_moe") and c.get(
-            "attention_bias", False
-        )
+        bias = bool(c.get("attention_bias", False)) and self.model_type != "mistral"
+        qkv_bias = self.model_type == "qwen2" or bias
+        o_bias = self.model_type in ("llama", "qwen3", "qwen3_moe") and bias
         width += (q + 2 * kv * self.head_dim) * qkv_bias + h * o_bias
         qk_norm = self.model_type in ("qwen3", "qwen3_moe") or (
             self.model_type == "glm4_moe" and c.get("use_qk_norm", False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.capacity.params import count_by_instantiation, count_parameters
-from harness.families import reference_models
+from harness.families import FAMILIES, reference_models
 
 FOUND = [m for m in reference_models() if m.config_file]
 NOT_FOUND = [m for m in reference_models() if not m.config_file]
@@ -73,6 +73,25 @@ def test_formula_equals_the_model_transformers_builds(config_file):
     assert count_parameters(config).total == built.total
 
 
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "glm4"])
+def test_formula_for_architectures_without_a_bundled_config(model_type):
+    """SmolLM2 (llama, read from its GGUF), Mistral-style and GLM-4-0414 shapes."""
+    config = {
+        "model_type": model_type,
+        "vocab_size": 1000,
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "attention_bias": True,
+        "tie_word_embeddings": model_type == "llama",
+        "pad_token_id": 0,
+    }
+    assert count_parameters(config).total == count_by_instantiation(config).total
+
+
 def test_models_without_a_config_say_so():
     names = {m.repo for m in NOT_FOUND}
     assert {"zai-org/GLM-4-9B-0414", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"} <= names
@@ -114,3 +133,15 @@ def _base(model) -> str:
     """Models that borrow another's config are recorded under that one."""
     by_file = {m.config_file: m.repo for m in FOUND if m.repo in RECORDED}
     return model.repo if model.repo in RECORDED else by_file[model.config_file]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_formula_on_every_family_replica(family, bias):
+    """The shrunk configs `harness selftest` builds, with and without attention biases."""
+    from harness.families.selftest import reference_config_for
+    from harness.families.tiny import shrink
+
+    config = shrink(reference_config_for(family), vocab_size=300, eos_token_id=0)
+    config["attention_bias"] = bias
+    assert count_parameters(config).total == count_by_instantiation(config).total
