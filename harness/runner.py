@@ -261,11 +261,14 @@ class _Job:
             load_seconds=round(loaded.load_seconds, 3),
         )
         self.save()
+        self.scored_items: list[tuple[str, dict]] = []
         try:
             for suite in self.config.suites:
                 self.say(f"{spec.id}: scoring {suite}")
                 entry["suites"][suite] = self.run_suite(lm, suite, spec)
                 self.save()
+            entry["tokenizer"] = self.tokenizer_fitness(loaded.tokenizer, lm)
+            self.save()
         except KeyboardInterrupt:
             entry["status"] = "interrupted"
             raise
@@ -276,6 +279,17 @@ class _Job:
             del lm, loaded
             gc.collect()
             _free_accelerator_memory()
+
+    def tokenizer_fitness(self, tokenizer, lm) -> dict:
+        """Tokenizer cost per language on the items just scored (never fails the run)."""
+        from harness.suites.fitness import group_by_language, tokenizer_fitness
+
+        try:
+            window = getattr(lm, "max_length", None)
+            return tokenizer_fitness(tokenizer, group_by_language(self.scored_items), window)
+        except Exception as exc:  # a measurement, not a score: record why it is missing
+            log.warning("tokenizer fitness failed\n%s", traceback.format_exc())
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
     def run_suite(self, lm, suite: str, spec: ModelSpec) -> dict:
         """Score one suite through lm-eval and write its per-sample logs."""
@@ -299,10 +313,12 @@ class _Job:
         else:
             tasks = task_metrics(raw)
             types = output_types(raw)
+            languages = self.data["suites"].get(suite, {}).get("languages", {})
             for task, samples in (raw.get("samples") or {}).items():
                 relative = Path("samples") / spec.id / f"{task}.jsonl"
                 rows = sample_records(task, samples, types.get(task, ""))
                 write_jsonl_atomic(self.run_dir / relative, rows)
+                self.scored_items += [(languages.get(task, "und"), row) for row in rows]
                 tasks.setdefault(task, {})["samples_file"] = str(relative)
             return {
                 "status": "ok",

@@ -178,3 +178,29 @@ def test_a_generation_task_from_task_paths(tmp_path, tiny_model_dir):
     assert [s["target"] for s in samples] == ["yes", "no", "maybe"]
     assert all(isinstance(s["answer"], str) and s["correct"] is False for s in samples)
     assert samples[0]["prompt"] == "Say yes:"
+
+
+def test_tokenizer_fitness_per_language_next_to_the_scores(tiny_run, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    _, run_dir = tiny_run
+    results = json.loads((run_dir / "results.json").read_text())
+    fitness = results["models"]["tiny-qwen2"]["tokenizer"]
+    assert set(fitness) == set(LANGUAGES)
+    for language, fit in fitness.items():
+        assert fit["items"] == 5 and fit["roundtrip_lossless"] == 1.0  # byte-level BPE
+        assert fit["unknown_rate"] == 0.0 and fit["tokens_per_char"] > 0
+        assert 0 < fit["context_share"] < 1
+        assert (fit["tokens_per_word"] is None) == (language == "ja")
+    # Recount one language from the per-sample log with the same tokenizer.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [
+        json.loads(line)
+        for line in (run_dir / "samples" / "tiny-qwen2" / "smoke_hi.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ]
+    texts = [t for row in rows for t in [row["prompt"], *row["choices"]]]
+    expected = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    assert fitness["hi"]["tokens"] == expected
+    assert "## Tokenizer fitness" in (run_dir / "report.md").read_text()

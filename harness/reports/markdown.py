@@ -27,6 +27,7 @@ def render_report(results: dict[str, Any]) -> str:
         "",
     ]
     lines += _score_tables(results)
+    lines += _tokenizer_table(results["models"])
     lines += ["## Models", ""]
     lines += _model_table(results)
     lines += _preflight(results.get("preflight"))
@@ -117,6 +118,65 @@ def _model_table(results: dict) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def _tokenizer_table(models: dict) -> list[str]:
+    """Tokenizer fitness: per model and language, what the tokenizer costs on the suite text."""
+    rows = [
+        (model_id, language, fit)
+        for model_id, model in models.items()
+        for language, fit in (model.get("tokenizer") or {}).items()
+        if isinstance(fit, dict)
+    ]
+    if not rows:
+        return []
+    lines = [
+        "## Tokenizer fitness",
+        "",
+        "On the text of the items scored (prompts and choices or answers). Round-trip: share of "
+        "texts that decode back unchanged. Context: tokens of the median item (prompt and longest "
+        "continuation) against the model's context window.",
+        "",
+        _row(
+            [
+                "model",
+                "language",
+                "tokens/word",
+                "tokens/char",
+                "round-trip",
+                "unknown",
+                "median item",
+                "context",
+            ]
+        ),
+        _row(["---"] * 8),
+    ]
+    for model_id, language, fit in rows:
+        share = fit.get("context_share")
+        lines.append(
+            _row(
+                [
+                    model_id,
+                    language,
+                    _number(fit.get("tokens_per_word")),
+                    _number(fit.get("tokens_per_char")),
+                    _percent(fit.get("roundtrip_lossless")),
+                    _percent(fit.get("unknown_rate")),
+                    f"{fit.get('median_item_tokens', 0):g} tokens",
+                    f"{share:.2%} of {fit['context_window']:,}" if share is not None else "—",
+                ]
+            )
+        )
+    lines.append("")
+    return lines
+
+
+def _number(value) -> str:
+    return f"{value:.2f}" if value is not None else "—"
+
+
+def _percent(value) -> str:
+    return f"{value:.1%}" if value is not None else "—"
 
 
 def _preflight(preflight: dict | None) -> list[str]:
