@@ -68,3 +68,14 @@ def test_it_knows_the_capital_of_france(demo_run):
     ]
     [paris] = [r for r in rows if "France" in r["prompt"] and "capital" in r["prompt"]]
     assert paris["choices"][paris["answer"]] == "Paris"
+
+
+def test_preflight_counted_the_gguf_model_exactly(demo_run):
+    """The plan read SmolLM2's architecture from the GGUF header, before loading it."""
+    _, results = demo_run
+    model = results["models"]["smollm2-135m-instruct"]
+    plan = results["preflight"]["models"]["smollm2-135m-instruct"]
+    assert plan["model_type"] == "llama" and plan["verdict"] in ("fits", "tight")
+    assert plan["parameters"]["total"] == model["parameters"]
+    assert plan["weights_bytes"] == 4 * model["parameters"]  # dequantized to float32
+    assert set(model["tokenizer"]) == set(LANGUAGES)
