@@ -164,37 +164,26 @@ def architecture_config(spec: ModelSpec, source) -> dict:
 
 
 def _plan_one(spec: ModelSpec, hardware: Hardware, source, context: int | None) -> ModelPlan:
-    gpu = _target_gpu(spec, hardware)
-    target = "cpu" if gpu is None else f"cuda:{gpu.index} {gpu.name}"
-    base = {"model": spec.id, "target": target, "batch": spec.batch_size}
-    try:
-        config, origin = _read_architecture(spec, source)
-    except (BadInputError, LookupError, OSError, ValueError) as exc:
-        return ModelPlan(
-            **base,
-            config_source="none",
-            model_type=None,
-            parameters=None,
-            dtype=None,
-            context=context or DEFAULT_CONTEXT,
-            note=str(exc),
-        )
     from harness.families.aliases import is_known, unknown_architecture
     from harness.models.load import auto_dtype
 
+    gpu = _target_gpu(spec, hardware)
+    target = "cpu" if gpu is None else f"cuda:{gpu.index} {gpu.name}"
+    base = {"model": spec.id, "target": target, "batch": spec.batch_size}
+    unknown = {**base, "parameters": None, "dtype": None, "context": context or DEFAULT_CONTEXT}
+    try:
+        config, origin = _read_architecture(spec, source)
+    except Exception as exc:  # unreadable config or GGUF header: the plan says why, run will too
+        return ModelPlan(**unknown, config_source="none", model_type=None, note=str(exc))
     model_type = config.get("model_type")
     if not is_known(model_type):
         error = unknown_architecture(model_type, f"model '{spec.id}'")
-        return ModelPlan(
-            **base,
-            config_source=origin,
-            model_type=model_type,
-            parameters=None,
-            dtype=None,
-            context=context or DEFAULT_CONTEXT,
-            note=str(error),
-        )
-    parameters = count_parameters(config)
+        return ModelPlan(**unknown, config_source=origin, model_type=model_type, note=str(error))
+    try:
+        parameters = count_parameters(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        note = f"its config cannot be counted ({type(exc).__name__}: {exc})"
+        return ModelPlan(**unknown, config_source=origin, model_type=model_type, note=note)
     dtype = spec.dtype if spec.dtype != "auto" else auto_dtype(target, gpu.bf16 if gpu else False)
     context = context or spec.generation.max_length or DEFAULT_CONTEXT
     context = min(context, config.get("max_position_embeddings") or context)
