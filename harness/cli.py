@@ -30,8 +30,19 @@ def main() -> None:
     nothing left the machine."""
 
 
+def _model_path_option(command):
+    return click.option(
+        "--model-path",
+        "model_paths",
+        multiple=True,
+        metavar="ID=PATH",
+        help="Load model ID from this local directory or .gguf file instead (repeatable).",
+    )(command)
+
+
 @main.command("run")
 @click.argument("config_file", type=click.Path(path_type=Path))
+@_model_path_option
 @click.option(
     "--limit", type=click.IntRange(min=1), help="Score only the first N items of each task."
 )
@@ -67,16 +78,17 @@ def main() -> None:
     help="Load models even when the memory preflight says they do not fit.",
 )
 def run_command(
-    config_file: Path, limit, output_dir, models, suites, isolate, audit, no_preflight
+    config_file: Path, limit, output_dir, models, suites, isolate, audit, no_preflight, model_paths
 ) -> None:
     """Score the config's models on its suites and write results/<name>/<time>/."""
     from harness.config import load_config
     from harness.offline.isolation import IsolationUnavailable, inside_isolation, rerun_isolated
     from harness.offline.policy import UNAVAILABLE_ENV
-    from harness.runner import run, select
+    from harness.runner import run, select, substitute_paths
 
     def work() -> int:
-        config = select(load_config(config_file), list(models), list(suites))
+        config = substitute_paths(load_config(config_file), list(model_paths))
+        config = select(config, list(models), list(suites))
         if limit:
             config = config.model_copy(update={"limit": limit})
         if isolate or audit:
@@ -121,23 +133,41 @@ def run_command(
 
 @main.command("validate")
 @click.argument("config_file", type=click.Path(path_type=Path))
-def validate_command(config_file: Path) -> None:
-    """Check a config without loading any model: schema, files, models and suites."""
+@_model_path_option
+def validate_command(config_file: Path, model_paths) -> None:
+    """Check a config without loading any model: schema, files, models and suites.
+
+    Every model is checked; exit 2 if one is not on this machine (`run` would skip it)."""
     from harness.config import load_config
+    from harness.errors import ModelNotFoundError
+    from harness.runner import substitute_paths
 
     def work() -> int:
-        config = load_config(config_file)
+        config = substitute_paths(load_config(config_file), list(model_paths))
         _offline_for_lookups(config.offline.allow_loopback)
         from harness.models import resolve_model_source
         from harness.suites import SuiteCatalog
 
+        absent = []
         for spec in config.models:
-            source = resolve_model_source(spec)
+            try:
+                source = resolve_model_source(spec)
+            except ModelNotFoundError as exc:
+                absent.append(spec.id)
+                console.print(f"[yellow]model {spec.id}: not on this machine[/yellow]: {exc}")
+                continue
             size = sum(p.stat().st_size for p in source.weight_files)
             console.print(f"model {spec.id}: {source.describe()} ({size / 2**20:,.0f} MiB)")
         for info in SuiteCatalog(config.task_paths).check(config.suites):
             items = f", {info.total_items} items" if info.items else ""
             console.print(f"suite {info.name}: {info.kind}, {len(info.tasks)} task(s){items}")
+        if absent:
+            console.print(
+                f"[red]error:[/red] {len(absent)} of {len(config.models)} model(s) are not on "
+                f"this machine ({', '.join(absent)}): `harness run` would skip them. Copy them "
+                "here, or substitute local copies with --model-path ID=PATH."
+            )
+            return 2
         console.print(f"[green]{config_file}: valid[/green]")
         return 0
 
@@ -146,13 +176,14 @@ def validate_command(config_file: Path) -> None:
 
 @main.command("plan")
 @click.argument("config_file", type=click.Path(path_type=Path))
+@_model_path_option
 @click.option(
     "--context",
     type=click.IntRange(min=1),
     help="Tokens per sequence to plan the KV cache and logits for (default: the model's "
     "generation.max_length, else 2048).",
 )
-def plan_command(config_file: Path, context) -> None:
+def plan_command(config_file: Path, context, model_paths) -> None:
     """Will each model of CONFIG fit this machine? Decided from its config, nothing loaded.
 
     Models not on this machine are planned from harness's bundled reference config for their
@@ -160,7 +191,9 @@ def plan_command(config_file: Path, context) -> None:
     from harness.config import load_config
 
     def work() -> int:
-        config = load_config(config_file)
+        from harness.runner import substitute_paths
+
+        config = substitute_paths(load_config(config_file), list(model_paths))
         _offline_for_lookups(config.offline.allow_loopback)
         from harness.capacity.hardware import detect_hardware
         from harness.capacity.preflight import plan_models
@@ -314,6 +347,8 @@ def _print_summary(data: dict) -> None:
 
     table = Table("model", "suite", "task", "metric", "value", "± stderr", "n")
     for model_id, model in data["models"].items():
+        if model.get("status") == "skipped":
+            table.add_row(model_id, "—", "—", "—", "[yellow]skipped: not here[/yellow]", "", "")
         if model.get("status") == "failed" and not model.get("suites"):
             table.add_row(model_id, "—", "—", "—", "[red]failed to load[/red]", "", "")
         for suite, result in model.get("suites", {}).items():

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.config import ModelSpec, RunConfig
 from harness.digests import hash_files
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, ModelNotFoundError
 from harness.offline.policy import go_offline
 from harness.reports.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
@@ -65,6 +65,32 @@ def select(config: RunConfig, models: list[str] = (), suites: list[str] = ()) ->
     return config.model_copy(update=update)
 
 
+def substitute_paths(config: RunConfig, pairs: list[str] = ()) -> RunConfig:
+    """Load some models from local paths instead (CLI `--model-path ID=PATH`): how a config
+    naming models by repo id runs on a machine that has other copies of them, or stand-ins."""
+    specs = {m.id: m for m in config.models}
+    replaced: dict[str, ModelSpec] = {}
+    for pair in pairs:
+        model_id, sep, path = pair.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"--model-path {pair}: expected ID=PATH (a directory or .gguf file)")
+        if model_id not in specs:
+            raise ConfigError(
+                f"--model-path {pair}: no model '{model_id}' in the config; its models are: "
+                f"{', '.join(sorted(specs))}"
+            )
+        replaced[model_id] = specs[model_id].model_copy(
+            update={
+                "path": Path(path).expanduser().resolve(),
+                "repo": None,
+                "revision": None,
+                "package": None,
+                "gguf_file": None,
+            }
+        )
+    return config.model_copy(update={"models": [replaced.get(m.id, m) for m in config.models]})
+
+
 def run(
     config: RunConfig,
     *,
@@ -83,28 +109,34 @@ def run(
     the life of the process. Mode `isolate` needs a process started in a network namespace,
     which `harness run --isolate` does by re-executing itself.
 
-    Bad input (unknown suite, missing model, broken data, a model the memory preflight says
-    cannot load, unless `preflight` is off) raises a `BadInputError` before any model loads.
-    A model or suite that fails while running is recorded and the run goes on.
+    Bad input (unknown suite, no model of the config on this machine, broken data, a model the
+    memory preflight says cannot load, unless `preflight` is off) raises a `BadInputError`
+    before any model loads. A model whose files are absent is skipped with its reason; a model
+    or suite that fails while running is recorded; the run goes on with the others.
     `RunResult.exit_code` is 3 after a network attempt under a strict policy, else 1 after a
     failure, else 0.
     """
-    from harness.models import resolve_model_source
     from harness.suites import SuiteCatalog
 
     guard, offline = go_offline(config.offline)
     say("checking suites and models")
     catalog = SuiteCatalog(config.task_paths)
     suites = catalog.check(config.suites)
-    sources = {spec.id: resolve_model_source(spec) for spec in config.models}
-    plans = _preflight(config, sources, say, enforce=preflight)
+    sources, absent = _resolve_all(config)
+    for reason in absent.values():
+        say(f"skipped: {reason}")
+    present = config.model_copy(update={"models": [m for m in config.models if m.id in sources]})
+    plans = _preflight(present, sources, say, enforce=preflight)
 
     job = _Job(config, guard, catalog.manager_for(config.suites), say, show_progress)
     job.start(output_dir or config.output_dir, config_file, suites, offline)
     job.data["preflight"] = plans
     try:
         for spec in config.models:
-            job.run_model(spec, sources[spec.id])
+            if spec.id in absent:
+                job.skip_model(spec, absent[spec.id])
+            else:
+                job.run_model(spec, sources[spec.id])
         job.data["status"] = "failed" if job.result.failures else "complete"
     except KeyboardInterrupt:
         job.data["status"] = "interrupted"
@@ -112,6 +144,25 @@ def run(
     finally:
         job.finish()
     return job.result
+
+
+def _resolve_all(config: RunConfig) -> tuple[dict, dict[str, str]]:
+    """Model id -> source for the models on this machine, and id -> reason for the others.
+
+    Absent models are skipped so that a config naming several candidates runs the ones present;
+    when none is present there is nothing to run, and that is bad input.
+    """
+    from harness.models import resolve_model_source
+
+    sources, absent = {}, {}
+    for spec in config.models:
+        try:
+            sources[spec.id] = resolve_model_source(spec)
+        except ModelNotFoundError as exc:
+            absent[spec.id] = str(exc)
+    if not sources:
+        raise ModelNotFoundError("\n".join(absent.values()))
+    return sources, absent
 
 
 def _preflight(config: RunConfig, sources: dict, say, *, enforce: bool) -> dict:
@@ -217,6 +268,12 @@ class _Job:
 
     def fail(self, where: str, message: str) -> None:
         self.result.failures.append(f"{where}: {message}")
+
+    def skip_model(self, spec: ModelSpec, reason: str) -> None:
+        """Record a model whose files are not on this machine; it counts as not run."""
+        self.data["models"][spec.id] = {"status": "skipped", "error": reason, "suites": {}}
+        self.fail(spec.id, f"skipped: {reason}")
+        self.save()
 
     def run_model(self, spec: ModelSpec, source) -> None:
         """Fingerprint, load and score one model on every suite; failures are recorded."""
