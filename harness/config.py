@@ -25,13 +25,30 @@ class _Strict(BaseModel):
 
 
 class GenerationLimits(_Strict):
-    """Limits for generation tasks (lm-eval `generate_until`)."""
+    """Settings for generation tasks (lm-eval `generate_until`)."""
 
     max_new_tokens: Annotated[int, Field(ge=1)] | None = None
     """Most tokens a model may generate for one item; None keeps each task's own setting."""
 
     max_length: Annotated[int, Field(ge=16)] | None = None
     """Context window to assume, in tokens; None takes the model's own."""
+
+    think_start: str = "<think>"
+    """Tag that opens a reasoning model's thinking. Stop sequences do not apply inside the
+    thinking, and the thinking is removed before the answer is scored. Empty: no thinking."""
+
+    think_end: str = "</think>"
+    """Tag that closes the thinking; the answer is what follows the last one."""
+
+    think_budget: Annotated[int, Field(ge=0)] = 2048
+    """Tokens a model may spend thinking before its answer, on top of the task's limit for
+    the answer itself (within the context window). Used only by a model that thinks."""
+
+    @model_validator(mode="after")
+    def _both_tags(self) -> GenerationLimits:
+        if bool(self.think_start) != bool(self.think_end):
+            raise ValueError("give both think_start and think_end, or leave both empty")
+        return self
 
 
 class ModelSpec(_Strict):
@@ -135,6 +152,11 @@ class RunConfig(_Strict):
     task_paths: list[Path] = []
     """Extra directories of lm-eval task YAML, searched after the project's `tasks/`."""
 
+    data_dir: Path | None = None
+    """Local copies of hub datasets for lm-eval's standard benchmarks, one directory per
+    dataset as `<data_dir>/<org>/<name>/` (what `hf download --repo-type dataset ORG/NAME
+    --local-dir DATA_DIR/ORG/NAME` writes). Used before the Hugging Face caches."""
+
     limit: Annotated[int, Field(ge=1)] | None = None
     """Score only the first N items of each task (for smoke runs)."""
 
@@ -191,7 +213,12 @@ def _anchor_paths(config: RunConfig, base: Path) -> RunConfig:
         for m in config.models
     ]
     task_paths = [p if p.is_absolute() else base / p for p in config.task_paths]
-    return config.model_copy(update={"models": models, "task_paths": task_paths})
+    data_dir = config.data_dir
+    if data_dir is not None and not data_dir.is_absolute():
+        data_dir = base / data_dir
+    return config.model_copy(
+        update={"models": models, "task_paths": task_paths, "data_dir": data_dir}
+    )
 
 
 def _describe_validation_error(path: Path, exc: ValidationError) -> str:

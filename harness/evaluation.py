@@ -14,10 +14,16 @@ from harness.models.load import LoadedModel
 
 
 def make_lm(loaded: LoadedModel, spec: ModelSpec):
-    """Wrap a loaded model for lm-eval, passing the tokenizer object (not a name to look up)."""
-    from lm_eval.models.huggingface import HFLM
+    """Wrap a loaded model for lm-eval, passing the tokenizer object (not a name to look up).
 
-    return HFLM(
+    Loglikelihoods are lm-eval's own; generation is think-aware (`harness.generation`)."""
+    from harness.generation import ReasoningAwareHFLM, ThinkTags
+
+    limits = spec.generation
+    tags = ThinkTags(limits.think_start, limits.think_end) if limits.think_start else None
+    return ReasoningAwareHFLM(
+        think_tags=tags,
+        think_budget=limits.think_budget,
         pretrained=loaded.model,
         tokenizer=loaded.tokenizer,
         batch_size=spec.batch_size,
@@ -95,8 +101,16 @@ def primary_metric(metrics: dict[str, Any]) -> tuple[str, float | None, float | 
     return chosen, _number(metrics[chosen]), _number(stderr)
 
 
-def sample_records(task: str, samples: list[dict[str, Any]], output_type: str) -> list[dict]:
-    """Per-item log lines: prompt, choices or target, the model's answer, and correctness."""
+def sample_records(
+    task: str,
+    samples: list[dict[str, Any]],
+    output_type: str,
+    generations: dict[tuple[str, int], list] | None = None,
+) -> list[dict]:
+    """Per-item log lines: prompt, choices or target, the model's answer, and correctness.
+
+    For generation, `generations` (from `ReasoningAwareHFLM`) adds what the model wrote before
+    its thinking was removed and whether the answer ran into the token limit."""
     records = []
     for sample in samples:
         arguments = sample.get("arguments") or []
@@ -115,16 +129,42 @@ def sample_records(task: str, samples: list[dict[str, Any]], output_type: str) -
         else:
             responses = sample.get("filtered_resps") or sample.get("resps") or []
             record.update(target=_plain(sample.get("target")), answer=_plain(_first(responses)))
+            made = (generations or {}).get((task, sample.get("doc_id"))) or []
+            if made:
+                record.update(
+                    thought=any(g.thought for g in made),
+                    hit_token_limit=any(g.hit_token_limit for g in made),
+                    generated_tokens=[g.tokens for g in made],
+                )
+                if record["thought"]:
+                    record["raw_output"] = [g.raw for g in made]
         metric_values = {
             k: _plain(v)
             for k, v in sample.items()
-            if k in ("acc", "acc_norm", "exact_match", "chrf", "f1", "bleu")
+            if k in SAMPLE_METRICS and isinstance(_plain(v), (int, float, bool))
         }
         record["metrics"] = metric_values
         correct = metric_values.get("acc", metric_values.get("exact_match"))
         record["correct"] = bool(correct) if correct is not None else None
         records.append(record)
     return records
+
+
+SAMPLE_METRICS = ("acc", "acc_norm", "exact_match", "f1", "bleu")
+"""Per-item metric values copied into the per-sample logs (corpus metrics such as chrF have no
+per-item value)."""
+
+
+def generation_summary(records: list[dict]) -> dict[str, int] | None:
+    """How many answers of a generation task thought, and how many hit the token limit."""
+    made = [r for r in records if "hit_token_limit" in r]
+    if not made:
+        return None
+    return {
+        "answers": len(made),
+        "hit_token_limit": sum(r["hit_token_limit"] for r in made),
+        "thought": sum(r["thought"] for r in made),
+    }
 
 
 def output_types(raw: dict[str, Any]) -> dict[str, str]:

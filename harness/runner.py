@@ -117,10 +117,11 @@ def run(
     failure, else 0.
     """
     from harness.suites import SuiteCatalog
+    from harness.suites.sources import redirect_to_local_copies
 
     guard, offline = go_offline(config.offline)
     say("checking suites and models")
-    catalog = SuiteCatalog(config.task_paths)
+    catalog = SuiteCatalog(config.task_paths, config.data_dir)
     suites = catalog.check(config.suites)
     sources, absent = _resolve_all(config)
     for reason in absent.values():
@@ -132,11 +133,12 @@ def run(
     job.start(output_dir or config.output_dir, config_file, suites, offline)
     job.data["preflight"] = plans
     try:
-        for spec in config.models:
-            if spec.id in absent:
-                job.skip_model(spec, absent[spec.id])
-            else:
-                job.run_model(spec, sources[spec.id])
+        with redirect_to_local_copies(config.data_dir):
+            for spec in config.models:
+                if spec.id in absent:
+                    job.skip_model(spec, absent[spec.id])
+                else:
+                    job.run_model(spec, sources[spec.id])
         job.data["status"] = "failed" if job.result.failures else "complete"
     except KeyboardInterrupt:
         job.data["status"] = "interrupted"
@@ -350,9 +352,16 @@ class _Job:
 
     def run_suite(self, lm, suite: str, spec: ModelSpec) -> dict:
         """Score one suite through lm-eval and write its per-sample logs."""
-        from harness.evaluation import evaluate_suite, output_types, sample_records, task_metrics
+        from harness.evaluation import (
+            evaluate_suite,
+            generation_summary,
+            output_types,
+            sample_records,
+            task_metrics,
+        )
 
         started = time.perf_counter()
+        lm.generations.clear()
         try:
             raw = evaluate_suite(
                 lm,
@@ -373,10 +382,12 @@ class _Job:
             languages = self.data["suites"].get(suite, {}).get("languages", {})
             for task, samples in (raw.get("samples") or {}).items():
                 relative = Path("samples") / spec.id / f"{task}.jsonl"
-                rows = sample_records(task, samples, types.get(task, ""))
+                rows = sample_records(task, samples, types.get(task, ""), lm.generations)
                 write_jsonl_atomic(self.run_dir / relative, rows)
                 self.scored_items += [(languages.get(task, "und"), row) for row in rows]
                 tasks.setdefault(task, {})["samples_file"] = str(relative)
+                if summary := generation_summary(rows):
+                    tasks[task]["generation"] = summary
             return {
                 "status": "ok",
                 "seconds": round(time.perf_counter() - started, 3),

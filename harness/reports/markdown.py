@@ -26,7 +26,9 @@ def render_report(results: dict[str, Any]) -> str:
         "standard error. Per-item logs are in `samples/`.",
         "",
     ]
+    lines += _language_table(results)
     lines += _score_tables(results)
+    lines += _generation_table(results["models"])
     lines += _tokenizer_table(results["models"])
     lines += ["## Models", ""]
     lines += _model_table(results)
@@ -45,7 +47,11 @@ def _score_tables(results: dict) -> list[str]:
         info = results.get("suites", {}).get(suite, {})
         leaves = info.get("tasks", [])
         languages = info.get("languages", {})
-        columns = [suite] + [t for t in leaves if t != suite]
+        columns = [
+            c
+            for c in [suite] + [t for t in leaves if t != suite]
+            if c != suite or _has_metrics(models, suite)
+        ]
         header = ["model"] + [f"{languages[c]} ({c})" if c in languages else c for c in columns]
         lines += [f"### {suite}", "", _row(header), _row(["---"] * len(header))]
         for model_id, model in models.items():
@@ -79,6 +85,14 @@ def _score_tables(results: dict) -> list[str]:
     return lines
 
 
+def _has_metrics(models: dict, suite: str) -> bool:
+    """Whether a suite itself has a score (a group without an aggregate has none)."""
+    return any(
+        model.get("suites", {}).get(suite, {}).get("tasks", {}).get(suite, {}).get("metrics")
+        for model in models.values()
+    )
+
+
 def _score_cell(suite_result: dict | None, task: str) -> str:
     if not suite_result:
         return "—"
@@ -87,10 +101,94 @@ def _score_cell(suite_result: dict | None, task: str) -> str:
     task_result = suite_result.get("tasks", {}).get(task)
     if not task_result:
         return "—"
-    _, value, stderr = primary_metric(task_result.get("metrics", {}))
+    return _metric_text(task_result.get("metrics", {}))
+
+
+def _metric_text(metrics: dict) -> str:
+    """The primary metric ± its stderr, and chrF beside an exact match."""
+    name, value, stderr = primary_metric(metrics)
     if value is None:
         return "n/a"
-    return f"{value:.3f} ± {stderr:.3f}" if stderr is not None else f"{value:.3f}"
+    text = f"{value:.3f} ± {stderr:.3f}" if stderr is not None else f"{value:.3f}"
+    chrf = metrics.get("chrf,none")
+    if name.startswith("exact_match,") and isinstance(chrf, (int, float)):
+        text += f" (chrF {chrf:.1f})"
+    return text
+
+
+def _language_table(results: dict) -> list[str]:
+    """Per model and language, every task of that language with its primary metric."""
+    languages: dict[str, list[str]] = {}
+    for info in results.get("suites", {}).values():
+        for task, language in info.get("languages", {}).items():
+            languages.setdefault(language, [])
+            if task not in languages[language]:
+                languages[language].append(task)
+    if not languages:
+        return []
+    lines = [
+        "### By language",
+        "",
+        "Every scored task of each language: accuracy for multiple choice, exact match (with "
+        "chrF, 0 to 100) for short answers, ± standard error.",
+        "",
+        _row(["model", "language", "scores"]),
+        _row(["---"] * 3),
+    ]
+    for model_id, model in results["models"].items():
+        tasks = {
+            name: task
+            for suite in model.get("suites", {}).values()
+            for name, task in suite.get("tasks", {}).items()
+        }
+        for language in sorted(languages):
+            scored = [
+                f"{name}: {_metric_text(tasks[name].get('metrics', {}))}"
+                for name in languages[language]
+                if name in tasks
+            ]
+            if scored:
+                lines.append(_row([model_id, language, "; ".join(scored)]))
+    lines.append("")
+    return lines
+
+
+def _generation_table(models: dict) -> list[str]:
+    """For generation tasks: answers that came after thinking, and answers cut by the limit."""
+    rows = [
+        (model_id, task_name, task["generation"])
+        for model_id, model in models.items()
+        for suite in model.get("suites", {}).values()
+        for task_name, task in suite.get("tasks", {}).items()
+        if task.get("generation")
+    ]
+    if not rows:
+        return []
+    lines = [
+        "## Generation",
+        "",
+        "Thinking (`<think>...</think>`) is removed before scoring. An answer that hit the token "
+        "limit stopped at `max_gen_toks` without finishing; a thinking model's answer is then "
+        "empty. Many such answers mean the limit is too low for the model, not that it failed.",
+        "",
+        _row(["model", "task", "answers", "thought first", "hit the token limit"]),
+        _row(["---"] * 5),
+    ]
+    for model_id, task_name, summary in rows:
+        cut = summary["hit_token_limit"]
+        lines.append(
+            _row(
+                [
+                    model_id,
+                    task_name,
+                    summary["answers"],
+                    summary["thought"],
+                    f"**{cut}**" if cut else "0",
+                ]
+            )
+        )
+    lines.append("")
+    return lines
 
 
 def _model_table(results: dict) -> list[str]:

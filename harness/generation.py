@@ -1,0 +1,265 @@
+"""Greedy generation that knows about reasoning models, for lm-eval's `generate_until` requests.
+
+Reasoning models (DeepSeek-R1 distills, K2-Think, Qwen3) write `<think>...</think>` before
+they answer. lm-eval's HF model applies a task's stop sequences while generating, so a task that
+stops at "\\n" ends such a model inside its first line of thinking, and what is scored is a
+fragment of the reasoning. Here stop sequences apply to the answer only: generation goes on
+through the thinking, the thinking is removed, and the answer after it is cut at the first stop
+sequence, as lm-eval cuts any answer. A model that does not think gets exactly lm-eval's
+answers (same batches, same greedy decoding, same cut).
+
+Every generation is also recorded: its raw text, whether it thought, and whether it ran into the
+token limit (neither a stop sequence nor an end-of-sequence token), so a report can say how many
+answers were cut short.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+import torch
+from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import normalize_gen_kwargs
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+_LOOKBACK = 2
+"""Tokens looked back beyond a stop sequence's own length (it may be tokenized differently)."""
+
+
+@dataclass(frozen=True)
+class ThinkTags:
+    """The markers around a reasoning model's thinking."""
+
+    start: str = "<think>"
+    end: str = "</think>"
+
+
+@dataclass
+class Generation:
+    """One generated answer as the model wrote it, and what was scored."""
+
+    raw: str
+    answer: str
+    tokens: int
+    thought: bool
+    hit_token_limit: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_answer(raw: str, stops: list[str], tags: ThinkTags | None, opened: bool) -> str:
+    """The scored answer in a raw generation: after the thinking, up to the first stop sequence.
+
+    `opened` says the prompt itself ended inside a think block (a chat template that starts it).
+    A generation whose thinking never closes has no answer."""
+    text = raw
+    if tags is not None and (opened or raw.lstrip().startswith(tags.start)):
+        if tags.end not in raw:
+            return ""
+        text = raw.rsplit(tags.end, 1)[1].lstrip()
+    return _cut(text, stops)
+
+
+def _cut(text: str, stops: list[str]) -> str:
+    for stop in stops:
+        if stop:
+            text = text.split(stop, 1)[0]
+    return text
+
+
+class _AnswerStop(StoppingCriteria):
+    """Stops each row once a stop sequence appears in its answer, never inside its thinking.
+
+    Per row: undecided while the text so far could still become the think tag, then thinking
+    until the end tag, then answering. After thinking, the whitespace before the answer is
+    skipped (it is stripped from the answer too). Only the last few tokens are decoded per step,
+    as lm-eval's own stop criterion does."""
+
+    def __init__(
+        self, tokenizer, stops, prompt_length, opened, tags: ThinkTags | None, answer_limit: int
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.stops = [s for s in stops if s]
+        self.prompt_length = prompt_length
+        self.tags = tags
+        self.answer_limit = answer_limit
+        rows = len(opened)
+        self.done = [False] * rows
+        self.cut = [False] * rows
+        """Rows stopped because their answer reached `answer_limit` tokens."""
+        self.thinking: list[bool | None] = [
+            True if o else (None if tags else False) for o in opened
+        ]
+        self.answer_from: list[int | None] = [None if o or tags else 0 for o in opened]
+        self.answer_begun = [not (o or tags) for o in opened]
+        lengths = [len(tokenizer.encode(s, add_special_tokens=False)) for s in self.stops]
+        self.lookback = max(lengths, default=0) + _LOOKBACK
+        end = len(tokenizer.encode(tags.end, add_special_tokens=False)) if tags else 0
+        self.end_lookback = end + _LOOKBACK
+
+    def __call__(self, input_ids, scores, **kwargs):
+        generated = input_ids[:, self.prompt_length :]
+        length = generated.shape[1]
+        for row in range(len(self.done)):
+            if not self.done[row]:
+                self._step(row, generated[row], length)
+            # The answer's limit counts from its first token; until a row is known to think,
+            # from the first token generated, as lm-eval counts.
+            answer_from = self.answer_from[row]
+            if answer_from is None and self.thinking[row] is None:
+                answer_from = 0
+            if not self.done[row] and answer_from is not None:
+                if length - answer_from >= self.answer_limit:
+                    self.done[row] = self.cut[row] = True
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+    def _step(self, row: int, ids, length: int) -> None:
+        if self.thinking[row] is None:
+            text = self._decode(ids)
+            stripped = text.lstrip()
+            if stripped.startswith(self.tags.start):
+                self.thinking[row] = True
+            elif self.tags.start.startswith(stripped):
+                self.done[row] = any(stop in text for stop in self.stops)
+                return
+            else:
+                self.thinking[row], self.answer_from[row] = False, 0
+                self.answer_begun[row] = True
+        if self.answer_from[row] is None:
+            if self.tags.end in self._decode(ids[-self.end_lookback :]):
+                self.answer_from[row] = length
+            return
+        if not self.answer_begun[row]:
+            text = self._decode(ids[self.answer_from[row] :])
+            if not text.strip():
+                self.answer_from[row] = length  # whitespace only so far: skip it
+                return
+            self.answer_begun[row] = True
+            self.done[row] = any(stop in text.lstrip() for stop in self.stops)
+            return
+        start = max(self.answer_from[row], length - self.lookback)
+        window = self._decode(ids[start:])
+        if start == self.answer_from[row] and self.thinking[row]:
+            window = window.lstrip()
+        self.done[row] = any(stop in window for stop in self.stops)
+
+    def _decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+
+class ReasoningAwareHFLM(HFLM):
+    """lm-eval's HF model with think-aware greedy generation and a record of every answer.
+
+    `generations` maps (task name, doc id) to the `Generation`s of that item, in request order.
+    Loglikelihood scoring is lm-eval's own, unchanged."""
+
+    def __init__(
+        self, *args, think_tags: ThinkTags | None = ThinkTags(), think_budget: int = 0, **kwargs
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.think_tags = think_tags
+        self.think_budget = think_budget if think_tags else 0
+        self.generations: dict[tuple[str, int], list[Generation]] = defaultdict(list)
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Answers in request order. Requests with the same generation settings are batched
+        longest prompt first, as lm-eval batches them."""
+        from tqdm import tqdm
+
+        answers: list[str | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index, request in enumerate(requests):
+            groups[repr(sorted(request.args[1].items()))].append(index)
+        bar = tqdm(total=len(requests), disable=disable_tqdm, desc="Generating answers")
+        for indices in groups.values():
+            contexts = {i: requests[i].args[0] for i in indices}
+            order = sorted(indices, key=lambda i: (-len(self.tok_encode(contexts[i])), contexts[i]))
+            settings = requests[indices[0]].args[1]
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                results = self._generate_batch([contexts[i] for i in batch], settings)
+                for i, generation in zip(batch, results, strict=True):
+                    answers[i] = generation.answer
+                    request = requests[i]
+                    self.generations[(request.task_name, request.doc_id)].append(generation)
+                    self.cache_hook.add_partial("generate_until", request.args, generation.answer)
+                bar.update(len(batch))
+        bar.close()
+        return answers
+
+    def _generate_batch(self, contexts: list[str], settings: dict) -> list[Generation]:
+        kwargs = normalize_gen_kwargs(settings, self.max_gen_toks)
+        eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        stops = [s for s in (kwargs.pop("until", None) or []) if s]
+        stops += [eos_text] if eos_text and eos_text not in stops else []
+        max_new = kwargs.pop("max_gen_toks")
+        kwargs.pop("max_length", None)
+        if kwargs.get("do_sample") is False or kwargs.get("temperature") == 0.0:
+            kwargs.pop("temperature", None)
+            kwargs["do_sample"] = False
+        window = self.max_length - max_new
+        if window <= 0:
+            raise ValueError(
+                f"max_gen_toks {max_new} leaves no room for the prompt in a context of "
+                f"{self.max_length} tokens"
+            )
+        ids, mask = self.tok_batch_encode(
+            contexts, left_truncate_len=window, truncation=self.truncation
+        )
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        opened = [
+            self._prompt_opens_thinking(row[m.bool()]) for row, m in zip(ids, mask, strict=True)
+        ]
+        # Thinking may take `think_budget` tokens more than the answer's own limit, as far as
+        # the context window allows; the criterion holds every answer to `max_new` tokens.
+        budget = max(0, min(self.think_budget, self.max_length - ids.shape[1] - max_new))
+        stop = _AnswerStop(self.tokenizer, stops, ids.shape[1], opened, self.think_tags, max_new)
+        output = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new + budget,
+            stopping_criteria=StoppingCriteriaList([stop]),
+            pad_token_id=self.tokenizer.pad_token_id,
+            use_cache=True,
+            **kwargs,
+        )
+        eos_ids = self._eos_ids()
+        # A finished row is filled with padding up to the longest row of the batch.
+        ends = eos_ids | {self.tokenizer.pad_token_id}
+        results = []
+        for row, continuation in enumerate(output[:, ids.shape[1] :].tolist()):
+            ended = next((n for n, t in enumerate(continuation) if t in ends), None)
+            tokens = continuation if ended is None else continuation[:ended]
+            raw = self.tokenizer.decode(tokens, skip_special_tokens=False)
+            thought = opened[row] or bool(stop.thinking[row])
+            if thought:
+                answer = split_answer(raw, stops, self.think_tags, opened[row])
+            else:  # exactly lm-eval's answer: special tokens dropped, cut at the stops
+                answer = _cut(self.tok_decode(tokens), stops)
+            results.append(
+                Generation(
+                    raw=raw,
+                    answer=answer,
+                    tokens=len(tokens),
+                    thought=thought,
+                    hit_token_limit=stop.cut[row] or (ended is None and not stop.done[row]),
+                )
+            )
+        return results
+
+    def _prompt_opens_thinking(self, prompt_ids) -> bool:
+        if self.think_tags is None:
+            return False
+        tail = self.tokenizer.decode(prompt_ids[-8:], skip_special_tokens=False).rstrip()
+        return tail.endswith(self.think_tags.start)
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self.eot_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(configured, int):
+            ids.add(configured)
+        elif configured:
+            ids.update(configured)
+        return ids
