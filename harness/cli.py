@@ -158,7 +158,7 @@ def validate_command(config_file: Path, model_paths) -> None:
                 continue
             size = sum(p.stat().st_size for p in source.weight_files)
             console.print(f"model {spec.id}: {source.describe()} ({size / 2**20:,.0f} MiB)")
-        for info in SuiteCatalog(config.task_paths).check(config.suites):
+        for info in SuiteCatalog(config.task_paths, config.data_dir).check(config.suites):
             items = f", {info.total_items} items" if info.items else ""
             console.print(f"suite {info.name}: {info.kind}, {len(info.tasks)} task(s){items}")
         if absent:
@@ -265,28 +265,102 @@ def selftest_command(families) -> None:
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     help="Extra task directory (repeatable).",
 )
-def tasks_command(paths) -> None:
-    """List the suites found in tasks/ (and --path), with languages and sizes."""
+@click.option(
+    "--available",
+    is_flag=True,
+    help="Also list lm-eval's standard benchmarks for the languages in view, and whether the "
+    "data of each is on this machine.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Local copies of hub datasets, as a config's `data_dir:` (with --available).",
+)
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    metavar="NAME",
+    help="Also check this lm-eval task or group (repeatable; with --available).",
+)
+@click.option(
+    "--language",
+    "languages",
+    multiple=True,
+    metavar="CODE",
+    help="Only the standard benchmarks of this language (repeatable; with --available).",
+)
+def tasks_command(paths, available, data_dir, suites, languages) -> None:
+    """List the suites found in tasks/ (and --path), with languages and sizes.
+
+    With --available, also lm-eval's standard benchmarks for the languages in view (and any
+    --suite), each with where its data is on this machine or which dataset is missing."""
 
     def work() -> int:
         _offline_for_lookups()
         from harness.suites import SuiteCatalog
 
-        table = Table("suite", "kind", "tasks", "languages", "items", "defined in")
-        for info in SuiteCatalog(list(paths)).local_suites():
-            languages = ", ".join(sorted(set(info.languages.values()))) or "—"
-            table.add_row(
-                info.name,
-                info.kind,
-                str(len(info.tasks)),
-                languages,
-                str(info.total_items) if info.items else "—",
-                _short(info.source),
-            )
-        Console().print(table)
-        return 0
+        catalog = SuiteCatalog(list(paths), data_dir)
+        table = Table("suite", "kind", "tasks", "languages", "items", "data", "defined in")
+        names = catalog.local_suite_names()
+        manager = catalog.local
+        if available:
+            from harness.suites.benchmarks import standard_suites
+
+            with console.status("reading lm-eval's task registry"):
+                manager = catalog.full()
+            names += [name for _, name in standard_suites(list(languages))] + list(suites)
+        broken = 0
+        for name in dict.fromkeys(names):
+            if name not in manager.task_index:
+                table.add_row(name, "—", "—", "—", "—", "[red]unknown suite[/red]", "")
+                broken += 1
+                continue
+            try:
+                info = catalog.describe(name, manager)
+            except HarnessError as exc:
+                table.add_row(name, "—", "—", "—", "—", f"[red]broken[/red]: {exc}", "")
+                broken += 1
+                continue
+            table.add_row(*_suite_cells(info))
+        _wide_console().print(table)
+        return 2 if broken else 0
 
     sys.exit(_guarded(work))
+
+
+def _suite_cells(info) -> list[str]:
+    languages = ", ".join(sorted(set(info.languages.values()))) or "—"
+    return [
+        info.name,
+        info.kind,
+        str(len(info.tasks)),
+        languages,
+        str(info.total_items) if info.items else "—",
+        _data_status(info),
+        _short(info.source),
+    ]
+
+
+def _data_status(info) -> str:
+    """Where a suite's data is: local files, or its hub datasets found and missing."""
+    located = {loc.need: loc for loc in info.sources.values()}
+    if not located:
+        status = "local files" if info.items else "—"
+    else:
+        here = [loc for loc in located.values() if loc.present]
+        places = ", ".join(sorted({loc.where for loc in here}))
+        if len(here) == len(located):
+            status = f"[green]present[/green] ({places})"
+        else:
+            missing = [need.describe() for need in info.missing]
+            shown = "; ".join(missing[:2]) + (
+                f"; +{len(missing) - 2} more" if len(missing) > 2 else ""
+            )
+            status = f"[yellow]missing {len(missing)} of {len(located)}[/yellow]: {shown}"
+    if info.requirements:
+        status += f"; [red]needs[/red] {', '.join(sorted({r.name for r in info.requirements}))}"
+    return status
 
 
 @main.command("attest")
@@ -356,6 +430,8 @@ def _print_summary(data: dict) -> None:
                 table.add_row(model_id, suite, "—", "—", "[red]failed[/red]", "", "")
                 continue
             for task, task_result in result["tasks"].items():
+                if not task_result.get("metrics"):
+                    continue  # a group without an aggregate score
                 name, value, stderr = primary_metric(task_result.get("metrics", {}))
                 counts = task_result.get("n_samples") or {}
                 table.add_row(

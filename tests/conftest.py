@@ -89,19 +89,26 @@ def only_run_dir(results_root: Path) -> Path:
     return dirs[0]
 
 
-def install_in_hf_cache(model_dir: Path, cache: Path, repo: str, commit: str) -> Path:
-    """Lay out `model_dir` as the Hugging Face hub cache does after a download: content in
-    blobs/ named by hash, a snapshot of relative symlinks per commit, refs/main -> commit."""
+def install_in_hf_cache(
+    source: Path, cache: Path, repo: str, commit: str, repo_type: str = "model"
+) -> Path:
+    """Lay out the files under `source` as the Hugging Face hub cache does after a download:
+    content in blobs/ named by hash, a snapshot of relative symlinks per commit (sub-folders
+    kept), refs/main -> commit. `repo_type` is `model` or `dataset`."""
     import hashlib
 
-    repo_dir = cache / ("models--" + repo.replace("/", "--"))
+    repo_dir = cache / (f"{repo_type}s--" + repo.replace("/", "--"))
     snapshot = repo_dir / "snapshots" / commit
     (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
     snapshot.mkdir(parents=True, exist_ok=True)
-    for path in sorted(model_dir.iterdir()):
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        relative = path.relative_to(source)
         blob = repo_dir / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
         blob.write_bytes(path.read_bytes())
-        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", blob.name))
+        link = snapshot / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        up = [".."] * (len(relative.parts) + 1)
+        link.symlink_to(Path(*up, "blobs", blob.name))
     (repo_dir / "refs").mkdir(exist_ok=True)
     (repo_dir / "refs" / "main").write_text(commit)
     return snapshot

@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import TaskError
+from harness.suites.benchmarks import language_of
 from harness.suites.jsonl import LOADER, check_jsonl, resolve_data_files
+from harness.suites.requirements import Requirement, task_requirements
+from harness.suites.sources import DataLocation, DataNeed, fetch_hint, is_hub_dataset, locate
 
 PROJECT_TASKS = Path(__file__).resolve().parents[2] / "tasks"
 
@@ -30,23 +33,37 @@ class SuiteInfo:
     items: dict[str, int] = field(default_factory=dict)
     """Leaf task name -> number of items in its local data (when local)."""
     data_files: list[Path] = field(default_factory=list)
+    sources: dict[str, DataLocation] = field(default_factory=dict)
+    """Leaf task name -> where its hub dataset is on this machine (tasks that name one)."""
+    requirements: list[Requirement] = field(default_factory=list)
+    """What its tasks would fetch or import at run time and this machine lacks."""
 
     @property
     def total_items(self) -> int:
         return sum(self.items.values())
+
+    @property
+    def missing(self) -> list[DataNeed]:
+        """The hub datasets of this suite that are not on this machine, each once."""
+        needs = [loc.need for loc in self.sources.values() if not loc.present]
+        return list(dict.fromkeys(needs))
 
 
 class SuiteCatalog:
     """The suites visible to a run. lm-eval's full registry (about 15,000 YAML files, some
     twenty seconds to index) is read only when a suite is not found in the local directories."""
 
-    def __init__(self, task_paths: list[Path] | None = None) -> None:
+    def __init__(self, task_paths: list[Path] | None = None, data_dir: Path | None = None) -> None:
+        self.data_dir = data_dir
+        if data_dir is not None and not data_dir.is_dir():
+            raise TaskError(f"data_dir {data_dir} does not exist (from `data_dir:`)")
         self.directories = [PROJECT_TASKS, *(task_paths or [])]
         for directory in self.directories[1:]:
             if not directory.is_dir():
                 raise TaskError(f"task path {directory} does not exist (from `task_paths:`)")
         self._local = None
         self._full = None
+        self._located: dict = {}
 
     @property
     def local(self):
@@ -78,7 +95,16 @@ class SuiteCatalog:
         unknown = [n for n in names if n not in manager.task_index]
         if unknown:
             raise TaskError(self._unknown_message(unknown, manager))
-        return [self.describe(name, manager) for name in names]
+        infos = [self.describe(name, manager) for name in names]
+        missing = {need: info.name for info in infos for need in info.missing}
+        lacking = [r for info in infos for r in info.requirements]
+        if missing or lacking:
+            lines = [self._missing_data_message(missing)] if missing else []
+            if lacking:
+                lines.append("needed at run time and not on this machine (nothing was loaded):")
+                lines += [f"  {r.explain()}" for r in lacking]
+            raise TaskError("\n".join(lines))
+        return infos
 
     def describe(self, name: str, manager=None) -> SuiteInfo:
         """What suite `name` contains, counting the items of its local JSONL data."""
@@ -88,29 +114,59 @@ class SuiteCatalog:
         info = SuiteInfo(name=name, kind=kind, source=self._source(entry))
         for leaf_name, cfg in self._leaves(name, manager.task_index, seen=set()):
             info.tasks.append(leaf_name)
-            language = (cfg.get("metadata") or {}).get("language")
+            info.requirements += task_requirements(leaf_name, cfg)
+            language = (cfg.get("metadata") or {}).get("language") or language_of(leaf_name)
+            language = language or language_of(name)
             if language:
                 info.languages[leaf_name] = str(language)
             files = self._local_data_files(cfg, manager.task_index.get(leaf_name))
             if files:
                 info.data_files += files
                 info.items[leaf_name] = sum(check_jsonl(p) for p in files)
+            elif is_hub_dataset(str(cfg.get("dataset_path") or "json")):
+                location = self._locate(cfg)
+                info.sources[leaf_name] = location
+                info.data_files += [p for p in location.files if p not in info.data_files]
         return info
 
-    def local_suites(self) -> list[SuiteInfo]:
+    def _locate(self, cfg: dict) -> DataLocation:
+        kwargs = cfg.get("dataset_kwargs") or {}
+        need = DataNeed(
+            path=str(cfg["dataset_path"]),
+            name=str(cfg["dataset_name"]) if cfg.get("dataset_name") else None,
+            revision=kwargs.get("revision"),
+        )
+        key = (need, self.data_dir)
+        if key not in self._located:
+            self._located[key] = locate(need, self.data_dir)
+        return self._located[key]
+
+    def _missing_data_message(self, missing: dict[DataNeed, str]) -> str:
+        lines = ["data not on this machine (nothing was loaded):"]
+        lines += [f"  suite '{suite}' needs {need.describe()}" for need, suite in missing.items()]
+        looked = f"`data_dir:` ({self.data_dir}), " if self.data_dir else "`data_dir:` (not set), "
+        lines.append(
+            f"Looked in {looked}the Hugging Face hub cache and the datasets cache. To fix it: "
+            + fetch_hint(next(iter(missing)))
+            + "."
+        )
+        return "\n".join(lines)
+
+    def local_suite_names(self) -> list[str]:
         """Every group in the local directories, and every task not inside one of them."""
         index = self.local.task_index
-        grouped: set[str] = set()
-        infos = []
-        for name, entry in sorted(index.items()):
-            if entry.kind.name == "GROUP":
-                info = self.describe(name)
-                grouped.update(info.tasks)
-                infos.append(info)
-        for name, entry in sorted(index.items()):
-            if entry.kind.name in ("TASK", "PY_TASK") and name not in grouped:
-                infos.append(self.describe(name))
-        return infos
+        groups = sorted(name for name, entry in index.items() if entry.kind.name == "GROUP")
+        grouped = {leaf for group in groups for leaf, _ in self._leaves(group, index, set())}
+        tasks = sorted(
+            name
+            for name, entry in index.items()
+            if entry.kind.name in ("TASK", "PY_TASK") and name not in grouped
+        )
+        return groups + tasks
+
+    def local_suites(self) -> list[SuiteInfo]:
+        """`describe` of every local suite; raises on the first broken one."""
+        return [self.describe(name) for name in self.local_suite_names()]
 
     def _leaves(self, name: str, index: dict, seen: set[str]):
         entry = index.get(name)

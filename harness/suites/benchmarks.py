@@ -1,0 +1,50 @@
+"""lm-eval's standard benchmarks for the languages in view, by language.
+
+Every name is an lm-eval task, group or tag of the pinned lm-eval (a test checks them against
+its registry). Their data comes from the Hugging Face hub, so offline they run from a local
+copy (see `harness.suites.sources`); `harness tasks --available` says which are here.
+"""
+
+from __future__ import annotations
+
+STANDARD: dict[str, tuple[str, ...]] = {
+    "en": ("belebele_eng_Latn", "global_mmlu_full_en", "xnli_en", "mgsm_direct_en",
+           "xstorycloze_en"),
+    "hi": ("belebele_hin_Deva", "global_mmlu_full_hi", "include_base_44_hindi", "xnli_hi",
+           "xstorycloze_hi"),
+    "bn": ("belebele_ben_Beng", "global_mmlu_full_bn", "include_base_44_bengali",
+           "mgsm_direct_bn"),
+    "ta": ("belebele_tam_Taml", "include_base_44_tamil", "xcopa_ta"),
+    "te": ("belebele_tel_Telu", "global_mmlu_full_te", "include_base_44_telugu",
+           "mgsm_direct_te", "xstorycloze_te"),
+    "mr": ("belebele_mar_Deva", "indicparam_marathi"),
+    "gu": ("belebele_guj_Gujr", "indicxnli_gu", "indicparam_gujarati"),
+    "kn": ("belebele_kan_Knda",),
+    "ml": ("belebele_mal_Mlym", "include_base_44_malayalam"),
+    "or": ("belebele_ory_Orya", "indicparam_oriya"),
+    "pa": ("belebele_pan_Guru",),
+    "ur": ("belebele_urd_Arab", "include_base_44_urdu", "xnli_ur"),
+    "ar": ("belebele_arb_Arab", "global_mmlu_full_ar", "include_base_44_arabic", "arabicmmlu",
+           "xnli_ar", "xstorycloze_ar"),
+    "fr": ("belebele_fra_Latn", "global_mmlu_full_fr", "include_base_44_french", "xnli_fr",
+           "mgsm_direct_fr", "french_bench_mc"),
+    "de": ("belebele_deu_Latn", "global_mmlu_full_de", "include_base_44_german", "xnli_de",
+           "mgsm_direct_de"),
+    "it": ("belebele_ita_Latn", "global_mmlu_full_it", "include_base_44_italian", "xcopa_it"),
+    "rm": (),
+    "ko": ("belebele_kor_Hang", "global_mmlu_full_ko", "include_base_44_korean", "kmmlu",
+           "haerae", "kobest", "click"),
+    "ja": ("belebele_jpn_Jpan", "global_mmlu_full_ja", "include_base_44_japanese",
+           "mgsm_direct_ja", "japanese_leaderboard"),
+}  # fmt: skip
+
+
+def language_of(suite: str) -> str | None:
+    """The language of a standard benchmark suite, if it is one of `STANDARD`."""
+    return next((code for code, names in STANDARD.items() if suite in names), None)
+
+
+def standard_suites(languages: list[str] | None = None) -> list[tuple[str, str]]:
+    """(language, suite) pairs for `languages` (default: all in view), in table order."""
+    codes = languages or list(STANDARD)
+    return [(code, name) for code in codes for name in STANDARD.get(code, ())]
