@@ -61,6 +61,27 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_qwen2(tmp_path_factory.mktemp("models") / "tiny-qwen2")
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with a chat template: a stand-in for instruct models."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    directory = tmp_path_factory.mktemp("models") / "tiny-qwen2-chat"
+    shutil.copytree(tiny_model_dir, directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 def write_config(directory: Path, data: dict, name: str = "run.yaml") -> Path:
     """Write a run config as YAML and return its path."""
     path = directory / name

@@ -4,25 +4,12 @@ own `apply_chat_template`); a tokenizer without one is refused with a clear mess
 from __future__ import annotations
 
 import json
-import shutil
 
 from .conftest import only_run_dir, run_harness, write_config
 
-TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
 
-
-def test_prompts_use_the_chat_template(tmp_path, tiny_model_dir):
-    from transformers import AutoTokenizer
-
-    model = tmp_path / "chat-model"
-    shutil.copytree(tiny_model_dir, model)
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    tokenizer.chat_template = TEMPLATE
-    tokenizer.save_pretrained(model)
-
+def test_prompts_use_the_chat_template(tmp_path, tiny_chat_model_dir):
+    model = tiny_chat_model_dir
     config = write_config(
         tmp_path,
         {

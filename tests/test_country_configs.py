@@ -1,5 +1,6 @@
 """The country configs: each validates, and runs end to end, with local stand-ins substituted
-for its models (`--model-path`), as CI exercises them; `plan` sizes their real candidates."""
+for its models (`--model-path`), as CI exercises them; `plan` sizes their real candidates.
+The stand-in has a chat template, as the configs prompt every candidate through theirs."""
 
 from __future__ import annotations
 
@@ -10,26 +11,45 @@ import yaml
 
 from .conftest import REPO, only_run_dir, run_harness
 
-COUNTRIES = ["india", "uae", "saudi_arabia", "france", "south_korea", "switzerland", "japan"]
+COUNTRIES = {
+    "india": ["hi", "bn", "ta", "te", "mr", "gu", "kn", "ml", "or", "pa", "ur"],
+    "uae": ["ar"],
+    "saudi_arabia": ["ar"],
+    "france": ["fr"],
+    "south_korea": ["ko"],
+    "switzerland": ["de", "fr", "it", "rm"],
+    "japan": ["ja"],
+}
+
+
+def config_of(country: str) -> dict:
+    return yaml.safe_load((REPO / "configs" / f"{country}.yaml").read_text(encoding="utf-8"))
 
 
 def stand_ins(country: str, model_dir) -> list[str]:
-    config = yaml.safe_load((REPO / "configs" / f"{country}.yaml").read_text(encoding="utf-8"))
-    return [arg for m in config["models"] for arg in ("--model-path", f"{m['id']}={model_dir}")]
+    models = config_of(country)["models"]
+    return [arg for m in models for arg in ("--model-path", f"{m['id']}={model_dir}")]
 
 
 @pytest.mark.parametrize("country", COUNTRIES)
-def test_country_config_validates_with_stand_ins(country, tiny_model_dir, tmp_path):
+def test_country_config_covers_its_languages(country):
+    config = config_of(country)
+    assert config["suites"] == [f"native_{code}" for code in COUNTRIES[country] + ["en"]]
+    assert all(m.get("chat_template") for m in config["models"])
+
+
+@pytest.mark.parametrize("country", COUNTRIES)
+def test_country_config_validates_with_stand_ins(country, tiny_chat_model_dir, tmp_path):
     config = REPO / "configs" / f"{country}.yaml"
     env = {"HF_HUB_CACHE": str(tmp_path)}
     absent = run_harness("validate", str(config), env=env)
     assert absent.returncode == 2 and "not on this machine" in absent.stderr
-    proc = run_harness("validate", str(config), *stand_ins(country, tiny_model_dir), env=env)
+    proc = run_harness("validate", str(config), *stand_ins(country, tiny_chat_model_dir), env=env)
     assert proc.returncode == 0, proc.stderr
 
 
-def test_india_runs_end_to_end_with_stand_ins(tiny_model_dir, tmp_path):
-    args = stand_ins("india", tiny_model_dir)
+def test_india_runs_end_to_end_with_stand_ins(tiny_chat_model_dir, tmp_path):
+    args = stand_ins("india", tiny_chat_model_dir)
     proc = run_harness(
         "run",
         str(REPO / "configs" / "india.yaml"),
@@ -43,12 +63,20 @@ def test_india_runs_end_to_end_with_stand_ins(tiny_model_dir, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())
     assert len(results["models"]) == 5
+    languages = COUNTRIES["india"] + ["en"]
     for model in results["models"].values():
         assert model["status"] == "ok"
-        assert set(model["tokenizer"]) == {"hi", "ta", "en"}
-        for suite in ("smoke_hi", "smoke_ta", "smoke_en"):
-            metrics = model["suites"][suite]["tasks"][suite]["metrics"]
-            assert "acc,none" in metrics and "acc_stderr,none" in metrics
+        assert set(model["tokenizer"]) == set(languages)
+        for code in languages:
+            tasks = model["suites"][f"native_{code}"]["tasks"]
+            assert {"acc,none", "acc_stderr,none"} <= set(tasks[f"native_{code}_mc"]["metrics"])
+            generated = tasks[f"native_{code}_gen"]
+            assert {"exact_match,none", "exact_match_stderr,none", "chrf,none"} <= set(
+                generated["metrics"]
+            )
+            assert generated["generation"]["answers"] == 2
+    report = (only_run_dir(tmp_path / "results") / "report.md").read_text()
+    assert "| qwen3-8b | or | native_or_mc: " in report
 
 
 def test_plan_sizes_a_country_config_before_download(tmp_path):
