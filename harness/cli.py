@@ -30,6 +30,20 @@ def main() -> None:
     nothing left the machine."""
 
 
+def _data_dir_option(command):
+    return click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path, exists=True, file_okay=False),
+        help="Local copies of hub datasets, <DIR>/<org>/<name>/ (overrides the config's data_dir).",
+    )(command)
+
+
+def _with_data_dir(config, data_dir: Path | None):
+    return (
+        config if data_dir is None else config.model_copy(update={"data_dir": data_dir.resolve()})
+    )
+
+
 def _model_path_option(command):
     return click.option(
         "--model-path",
@@ -43,6 +57,7 @@ def _model_path_option(command):
 @main.command("run")
 @click.argument("config_file", type=click.Path(path_type=Path))
 @_model_path_option
+@_data_dir_option
 @click.option(
     "--limit", type=click.IntRange(min=1), help="Score only the first N items of each task."
 )
@@ -78,7 +93,16 @@ def _model_path_option(command):
     help="Load models even when the memory preflight says they do not fit.",
 )
 def run_command(
-    config_file: Path, limit, output_dir, models, suites, isolate, audit, no_preflight, model_paths
+    config_file: Path,
+    limit,
+    output_dir,
+    models,
+    suites,
+    isolate,
+    audit,
+    no_preflight,
+    model_paths,
+    data_dir,
 ) -> None:
     """Score the config's models on its suites and write results/<name>/<time>/."""
     from harness.config import load_config
@@ -88,7 +112,7 @@ def run_command(
 
     def work() -> int:
         config = substitute_paths(load_config(config_file), list(model_paths))
-        config = select(config, list(models), list(suites))
+        config = select(_with_data_dir(config, data_dir), list(models), list(suites))
         if limit:
             config = config.model_copy(update={"limit": limit})
         if isolate or audit:
@@ -134,7 +158,8 @@ def run_command(
 @main.command("validate")
 @click.argument("config_file", type=click.Path(path_type=Path))
 @_model_path_option
-def validate_command(config_file: Path, model_paths) -> None:
+@_data_dir_option
+def validate_command(config_file: Path, model_paths, data_dir) -> None:
     """Check a config without loading any model: schema, files, models and suites.
 
     Every model is checked; exit 2 if one is not on this machine (`run` would skip it)."""
@@ -144,6 +169,7 @@ def validate_command(config_file: Path, model_paths) -> None:
 
     def work() -> int:
         config = substitute_paths(load_config(config_file), list(model_paths))
+        config = _with_data_dir(config, data_dir)
         _offline_for_lookups(config.offline.allow_loopback)
         from harness.models import resolve_model_source
         from harness.suites import SuiteCatalog

@@ -17,9 +17,11 @@ def test_demo_config_is_valid():
 
 
 def test_relative_paths_are_relative_to_the_config_file(tmp_path):
-    config = load_config(write_config(tmp_path, {**MINIMAL, "task_paths": ["my_tasks"]}))
+    data = {**MINIMAL, "task_paths": ["my_tasks"], "data_dir": "copies"}
+    config = load_config(write_config(tmp_path, data))
     assert config.models[0].path == tmp_path / "model"
     assert config.task_paths == [tmp_path / "my_tasks"]
+    assert config.data_dir == tmp_path / "copies"
     assert config.output_dir == Path("results")
 
 
@@ -75,3 +77,9 @@ def test_malformed_yaml_names_line(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_think_tags_come_in_pairs(tmp_path):
+    model = {"id": "m", "path": "model", "generation": {"think_start": "", "think_end": "</t>"}}
+    with pytest.raises(ConfigError, match="give both think_start and think_end"):
+        load_config(write_config(tmp_path, {**MINIMAL, "models": [model]}))

@@ -196,3 +196,20 @@ def test_locate_prefers_data_dir_and_follows_revisions(tmp_path, monkeypatch):
 )  # fmt: skip
 def test_is_hub_dataset(path, hub):
     assert is_hub_dataset(path) is hub
+
+
+def test_data_dir_on_the_command_line(tmp_path, tiny_model_dir, empty_caches):
+    write_belebele(tmp_path / "copies" / "facebook" / "belebele")
+    config = write_config(
+        tmp_path,
+        {
+            "name": "cli",
+            "models": [{"id": "tiny", "path": str(tiny_model_dir), "device": "cpu"}],
+            "suites": ["belebele_hin_Deva"],
+        },
+    )
+    assert run_harness("validate", str(config), env=empty_caches).returncode == 2
+    proc = run_harness(
+        "validate", str(config), "--data-dir", str(tmp_path / "copies"), env=empty_caches
+    )
+    assert proc.returncode == 0, proc.stderr
