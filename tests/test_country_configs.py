@@ -48,11 +48,12 @@ def test_country_config_validates_with_stand_ins(country, tiny_chat_model_dir, t
     assert proc.returncode == 0, proc.stderr
 
 
-def test_india_runs_end_to_end_with_stand_ins(tiny_chat_model_dir, tmp_path):
-    args = stand_ins("india", tiny_chat_model_dir)
+@pytest.mark.parametrize("country", COUNTRIES)
+def test_country_config_runs_end_to_end_with_stand_ins(country, tiny_chat_model_dir, tmp_path):
+    args = stand_ins(country, tiny_chat_model_dir)
     proc = run_harness(
         "run",
-        str(REPO / "configs" / "india.yaml"),
+        str(REPO / "configs" / f"{country}.yaml"),
         "--limit",
         "2",
         *args,
@@ -61,9 +62,10 @@ def test_india_runs_end_to_end_with_stand_ins(tiny_chat_model_dir, tmp_path):
         env={"HF_HUB_CACHE": str(tmp_path / "cache")},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((only_run_dir(tmp_path / "results") / "results.json").read_text())
+    run_dir = only_run_dir(tmp_path / "results")
+    results = json.loads((run_dir / "results.json").read_text())
     assert len(results["models"]) == 5
-    languages = COUNTRIES["india"] + ["en"]
+    languages = COUNTRIES[country] + ["en"]
     for model in results["models"].values():
         assert model["status"] == "ok"
         assert set(model["tokenizer"]) == set(languages)
@@ -75,8 +77,9 @@ def test_india_runs_end_to_end_with_stand_ins(tiny_chat_model_dir, tmp_path):
                 generated["metrics"]
             )
             assert generated["generation"]["answers"] == 2
-    report = (only_run_dir(tmp_path / "results") / "report.md").read_text()
-    assert "| qwen3-8b | or | native_or_mc: " in report
+    report = (run_dir / "report.md").read_text()
+    assert f"| qwen3-8b | {COUNTRIES[country][-1]} | native_{COUNTRIES[country][-1]}_mc: " in report
+    assert "## Tokenizer fitness" in report
 
 
 def test_plan_sizes_a_country_config_before_download(tmp_path):
