@@ -2,8 +2,8 @@
 
 Exit codes: 0 everything ran; 1 a model or suite failed to run; 2 bad input (nothing was run);
 3 a network attempt under a strict offline policy (or a guard that failed its self-test);
-130 interrupted. Heavy libraries are imported only inside commands, after the offline variables
-are set, so `harness --help` is instant.
+4 a gate failed; 130 interrupted. Heavy libraries are imported only inside commands, after the
+offline variables are set, so `harness --help` is instant.
 """
 
 from __future__ import annotations
@@ -92,6 +92,11 @@ def _model_path_option(command):
     is_flag=True,
     help="Load models even when the memory preflight says they do not fit.",
 )
+@click.option(
+    "--baseline",
+    metavar="RUN_DIR|previous",
+    help="The run that max_drop gates compare with (overrides the config's baseline).",
+)
 def run_command(
     config_file: Path,
     limit,
@@ -103,6 +108,7 @@ def run_command(
     no_preflight,
     model_paths,
     data_dir,
+    baseline,
 ) -> None:
     """Score the config's models on its suites and write results/<name>/<time>/."""
     from harness.config import load_config
@@ -115,6 +121,8 @@ def run_command(
         config = select(_with_data_dir(config, data_dir), list(models), list(suites))
         if limit:
             config = config.model_copy(update={"limit": limit})
+        if baseline:
+            config = config.model_copy(update={"baseline": baseline})
         if isolate or audit:
             mode = "isolate" if isolate else "audit"
             policy = config.offline.model_copy(update={"mode": mode})
@@ -145,6 +153,7 @@ def run_command(
         console.print(f"results: {result.run_dir}/report.md")
         for failure in result.failures:
             console.print(f"[red]failed:[/red] {failure}")
+        _print_gates(result.data.get("gates"))
         if result.exit_code == 3:
             console.print(
                 f"[red]error:[/red] {len(attempts)} network attempt(s) under offline mode "
@@ -389,6 +398,48 @@ def _data_status(info) -> str:
     return status
 
 
+@main.command("history")
+@click.argument("config_file", type=click.Path(path_type=Path))
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(path_type=Path),
+    help="Results root (default: the config's output_dir, `results`).",
+)
+@click.option("--last", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many of the latest runs to show.")  # fmt: skip
+def history_command(config_file: Path, output_dir, last) -> None:
+    """The trend of each gate's metric over the config's runs (from results/index.json)."""
+    from harness.config import load_config
+
+    def work() -> int:
+        from harness.history import gate_trends
+
+        config = load_config(config_file)
+        root = output_dir or config.output_dir
+        runs, rows = gate_trends(root, config.name, last)
+        if not runs:
+            console.print(f"no runs of '{config.name}' recorded under {root}/index.json")
+            return 0
+        table = Table("gate", "model", "task", "metric", *(r["started"][:16] for r in runs))
+        for (gate, model, task, metric), cells in rows:
+            table.add_row(gate, model, task, metric, *(_trend_cell(c) for c in cells))
+        table.add_row("exit code", "", "", "", *(str(r["exit_code"]) for r in runs))
+        _wide_console().print(table)
+        return 0
+
+    sys.exit(_guarded(work))
+
+
+def _trend_cell(cell) -> str:
+    if cell is None:
+        return "—"
+    value, status = cell
+    text = "—" if value is None else f"{value:.3f}"
+    colour = {"fail": "red", "missing": "red", "within noise": "yellow"}.get(status)
+    return f"[{colour}]{text} {status}[/{colour}]" if colour else text
+
+
 @main.command("attest")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def attest_command(run_dir: Path) -> None:
@@ -436,6 +487,22 @@ def _guarded(work) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]; results written so far are kept")
         return 130
+
+
+def _print_gates(gates: dict | None) -> None:
+    if not gates:
+        return
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(gates["counts"].items()))
+    colour = "green" if gates["passed"] else "red"
+    console.print(
+        f"gates: [{colour}]{'passed' if gates['passed'] else 'FAILED'}[/{colour}] ({counts})"
+    )
+    for check in gates["checks"]:
+        if check["status"] in ("fail", "missing"):
+            console.print(
+                f"  [red]{check['status']}[/red] {check['gate']}: {check['model']} "
+                f"{check['task']} {check['metric']}: {check['detail']}"
+            )
 
 
 def _say(message: str) -> None:

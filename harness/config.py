@@ -134,6 +134,84 @@ class OfflinePolicy(_Strict):
         return {"mode": value} if isinstance(value, str) else value
 
 
+class Gate(_Strict):
+    """A decision on scores: the rule every model's score must meet on some tasks.
+
+    Name the tasks with one of `suite`, `task` or `language` (each a name or a list), and give
+    one rule: `min`,
+    `relative_to` with `min_ratio`, or `max_drop`. A shortfall smaller than `noise_z` standard
+    errors is reported as within noise, not as a failure."""
+
+    name: str | None = None
+    """Label in reports; default: made from the tasks and the rule."""
+
+    suite: str | list[str] | None = None
+    """A suite of the config (or several): its own score, or each of its tasks' when it has
+    none (a group without an aggregate)."""
+
+    task: str | list[str] | None = None
+    """A task (or several) by name."""
+
+    language: str | list[str] | None = None
+    """A language code (or several): every task of that language."""
+
+    metric: str | None = None
+    """lm-eval metric name (`acc`, `exact_match`, `chrf`, ...); default: each task's primary
+    metric (accuracy for multiple choice, exact match for short answers)."""
+
+    models: list[str] = []
+    """Model ids the gate applies to; default: every model (but the reference, for
+    `relative_to`)."""
+
+    min: float | None = None
+    """The score must be at least this."""
+
+    relative_to: str | None = None
+    """A model id of the same run, or `primary` (the config's `primary` model): the score must
+    be at least `min_ratio` times that model's score on the same task."""
+
+    min_ratio: Annotated[float, Field(gt=0)] | None = None
+
+    max_drop: Annotated[float, Field(ge=0)] | None = None
+    """The score may be at most this much below the same model's score in the baseline run."""
+
+    @model_validator(mode="after")
+    def _one_subject_one_rule(self) -> Gate:
+        subjects = [k for k in ("suite", "task", "language") if getattr(self, k) is not None]
+        if len(subjects) != 1:
+            raise ValueError("name exactly one of suite, task or language")
+        if (self.relative_to is None) != (self.min_ratio is None):
+            raise ValueError("relative_to and min_ratio go together")
+        rules = [self.min is not None, self.relative_to is not None, self.max_drop is not None]
+        if sum(rules) != 1:
+            raise ValueError("give exactly one rule: min, relative_to + min_ratio, or max_drop")
+        return self
+
+    def names(self, kind: str) -> list[str]:
+        """The suites, tasks or languages (`kind`) the gate names, as a list."""
+        value = getattr(self, kind)
+        return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+    @property
+    def rule(self) -> str:
+        if self.min is not None:
+            return "min"
+        return "relative" if self.relative_to is not None else "max_drop"
+
+    def label(self) -> str:
+        """The gate's name, or one made from what it checks."""
+        if self.name:
+            return self.name
+        subject = ", ".join(self.names("suite") or self.names("task"))
+        subject = subject or "language " + ", ".join(self.names("language"))
+        metric = f" {self.metric}" if self.metric else ""
+        if self.rule == "min":
+            return f"{subject}{metric} >= {self.min:g}"
+        if self.rule == "relative":
+            return f"{subject}{metric} >= {self.min_ratio:g} x {self.relative_to}"
+        return f"{subject}{metric} drop <= {self.max_drop:g}"
+
+
 class RunConfig(_Strict):
     """A run: which models to score on which suites."""
 
@@ -169,6 +247,20 @@ class RunConfig(_Strict):
     offline: OfflinePolicy = OfflinePolicy()
     """Offline policy: `strict` (default), `audit` or `isolate`, or a mapping of its fields."""
 
+    gates: list[Gate] = []
+    """Decisions on the scores; a failed gate makes the run exit with code 4."""
+
+    primary: str | None = None
+    """The model that `relative_to: primary` means; default: the first model."""
+
+    baseline: str | None = None
+    """The run `max_drop` gates compare with: a run directory (or its results.json), or
+    `previous` for the latest earlier run of this config in the results index."""
+
+    noise_z: Annotated[float, Field(ge=0)] = 1.96
+    """How many standard errors a shortfall may be and still count as within noise (1.96: the
+    95% interval). For two scores compared, the standard error of their difference."""
+
     @field_validator("models")
     @classmethod
     def _unique_ids(cls, models: list[ModelSpec]) -> list[ModelSpec]:
@@ -177,6 +269,26 @@ class RunConfig(_Strict):
         if dupes:
             raise ValueError(f"model ids must be unique; repeated: {', '.join(dupes)}")
         return models
+
+    @model_validator(mode="after")
+    def _gates_name_models(self) -> RunConfig:
+        ids = [m.id for m in self.models]
+        if self.primary is not None and self.primary not in ids:
+            raise ValueError(f"primary '{self.primary}' is not a model id ({', '.join(ids)})")
+        for gate in self.gates:
+            named = [*gate.models, *([gate.relative_to] if gate.relative_to else [])]
+            unknown = [m for m in named if m != "primary" and m not in ids]
+            if unknown:
+                raise ValueError(
+                    f"gate '{gate.label()}' names unknown model(s) {', '.join(unknown)}; "
+                    f"the models are: {', '.join(ids)}"
+                )
+        return self
+
+    @property
+    def primary_model(self) -> str:
+        """The reference model of `relative_to: primary`."""
+        return self.primary or self.models[0].id
 
     def config_hash(self) -> str:
         """sha256 of the resolved config, as recorded in every result."""

@@ -41,10 +41,17 @@ class RunResult:
         return self.data["offline"]["attempts"]
 
     @property
+    def gates_failed(self) -> bool:
+        return not (self.data.get("gates") or {}).get("passed", True)
+
+    @property
     def exit_code(self) -> int:
-        """3 for a network attempt under a strict policy, else 1 for a failure, else 0."""
+        """3 for a network attempt under a strict policy, else 4 for a failed gate, else 1 for
+        a failure, else 0."""
         if self.attempts and self.data["offline"]["policy"]["mode"] != "audit":
             return 3
+        if self.gates_failed:
+            return 4
         return 1 if self.failures else 0
 
 
@@ -120,6 +127,8 @@ def run(
     from harness.suites.sources import redirect_to_local_copies
 
     guard, offline = go_offline(config.offline)
+    root = output_dir or config.output_dir
+    baseline = _baseline(config, root, say)
     say("checking suites and models")
     catalog = SuiteCatalog(config.task_paths, config.data_dir)
     suites = catalog.check(config.suites)
@@ -130,7 +139,8 @@ def run(
     plans = _preflight(present, sources, say, enforce=preflight)
 
     job = _Job(config, guard, catalog.manager_for(config.suites), say, show_progress)
-    job.start(output_dir or config.output_dir, config_file, suites, offline)
+    job.baseline = baseline
+    job.start(root, config_file, suites, offline)
     job.data["preflight"] = plans
     try:
         with redirect_to_local_copies(config.data_dir):
@@ -146,6 +156,20 @@ def run(
     finally:
         job.finish()
     return job.result
+
+
+def _baseline(config: RunConfig, root: Path, say) -> dict | None:
+    """The baseline run's results for `max_drop` gates, read before anything else happens."""
+    if config.baseline is None:
+        return None
+    from harness.gates import load_baseline
+
+    data = load_baseline(config.baseline, root, config.name, current=None)
+    if data is None:
+        say(f"baseline: no earlier complete run of '{config.name}' under {root}")
+    else:
+        say(f"baseline: {data['run']['directory']}")
+    return data
 
 
 def _resolve_all(config: RunConfig) -> tuple[dict, dict[str, str]]:
@@ -202,11 +226,14 @@ class _Job:
         self.clock = time.perf_counter()
         self.data: dict[str, Any] = {}
         self.result: RunResult
+        self.baseline: dict | None = None
+        self.root: Path
 
     def start(self, root: Path, config_file: Path | None, suites, offline: dict) -> None:
         from harness.environment import hardware, package_versions
 
         started = datetime.now(timezone.utc)
+        self.root = root
         self.run_dir = _new_run_dir(root, self.config.name, started)
         self.data.update(
             {
@@ -259,14 +286,32 @@ class _Job:
         run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run["wall_seconds"] = round(time.perf_counter() - self.clock, 3)
         self.data["environment"]["hardware"] = hardware()  # now that torch knows the GPUs
+        self.judge()
         interrupted = self.data["status"] == "interrupted"
         self.data["exit_code"] = 130 if interrupted else self.result.exit_code
         self.save()
         if self.guard.sink is not None:
             self.guard.sink.unlink(missing_ok=True)  # its records are in results.json now
         write_text_atomic(self.run_dir / "report.md", render_report(self.data))
+        from harness.history import record_run
+
+        record_run(self.root, self.data)
         logging.getLogger().removeHandler(self.log_handler)
         self.log_handler.close()
+
+    def judge(self) -> None:
+        """Judge the config's gates on what was scored (an interrupted run included)."""
+        from harness.gates import judge_gates, summary
+
+        if not self.config.gates:
+            return
+        checks = judge_gates(self.config, self.data, self.baseline)
+        self.data["gates"] = {
+            "baseline": (self.baseline or {}).get("run", {}).get("directory"),
+            "noise_z": self.config.noise_z,
+            **summary(checks),
+            "checks": [c.to_dict() for c in checks],
+        }
 
     def fail(self, where: str, message: str) -> None:
         self.result.failures.append(f"{where}: {message}")

@@ -20,6 +20,9 @@ def render_report(results: dict[str, Any]) -> str:
         f"wall time {_seconds(run.get('wall_seconds'))}",
         f"- Config: `{run.get('config_file') or '-'}` (sha256 `{results['config_hash'][:16]}…`)",
         "",
+    ]
+    lines += _verdict(results.get("gates"))
+    lines += [
         "## Scores",
         "",
         "lm-eval's numbers, unchanged: the primary metric (acc for multiple choice) ± its "
@@ -114,6 +117,63 @@ def _metric_text(metrics: dict) -> str:
     if name.startswith("exact_match,") and isinstance(chrf, (int, float)):
         text += f" (chrF {chrf:.1f})"
     return text
+
+
+STATUS_ORDER = ("fail", "missing", "within noise", "not judged", "pass")
+
+
+def _verdict(gates: dict | None) -> list[str]:
+    """The decision first: gates passed or not, per model and language, then every check."""
+    if not gates:
+        return ["## Verdict", "", "No gates in the config: scores only.", ""]
+    counts = gates.get("counts", {})
+    tally = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s))
+    lines = [
+        "## Verdict",
+        "",
+        f"**{'PASSED' if gates['passed'] else 'FAILED'}**: {tally}"
+        + (f" (baseline `{gates['baseline']}`)" if gates.get("baseline") else "")
+        + ".",
+        "",
+    ]
+    verdicts = gates.get("verdicts", {})
+    keys = sorted({k for per_model in verdicts.values() for k in per_model})
+    if keys:
+        lines += [_row(["model", *keys]), _row(["---"] * (len(keys) + 1))]
+        for model, per_model in verdicts.items():
+            lines.append(_row([model, *(_status(per_model.get(k)) for k in keys)]))
+        lines.append("")
+    lines += [
+        f"Every check (a shortfall within {gates.get('noise_z', 1.96):g} standard errors is "
+        "within noise, not a failure):",
+        "",
+        _row(["gate", "model", "task", "metric", "score", "threshold", "margin", "status"]),
+        _row(["---"] * 8),
+    ]
+    checks = sorted(gates.get("checks", []), key=lambda c: STATUS_ORDER.index(c["status"]))
+    for check in checks:
+        score = "—" if check["value"] is None else f"{check['value']:.3f}"
+        if check["value"] is not None and check["stderr"] is not None:
+            score += f" ± {check['stderr']:.3f}"
+        threshold = "—" if check["threshold"] is None else f"{check['threshold']:.3f}"
+        margin = "—" if check["margin"] is None else f"{check['margin']:+.3f}"
+        if check["noise"]:
+            margin += f" (noise {check['noise']:.3f})"
+        status = _status(check["status"])
+        if check["status"] in ("missing", "not judged"):
+            status += f": {check['detail']}"
+        lines.append(
+            _row([check["gate"], check["model"], check["task"], check["metric"], score,
+                  threshold, margin, status])
+        )  # fmt: skip
+    lines.append("")
+    return lines
+
+
+def _status(status: str | None) -> str:
+    if status is None:
+        return "—"
+    return f"**{status}**" if status in ("fail", "missing") else status
 
 
 def _language_table(results: dict) -> list[str]:
