@@ -119,7 +119,18 @@ def _judge(gate: Gate, config: RunConfig, results: dict, baseline: dict | None):
         )
     run_models = list(results.get("models", {}))
     models = [m for m in (gate.models or run_models) if m != reference_model]
-    for suite, task, language in _subjects(gate, results):
+    subjects = [s for s in _subjects(gate, results) if _applies(gate, results, *s[:2])]
+    if not subjects:
+        # A gate that selects nothing would pass in silence: a misspelt task or metric.
+        yield GateCheck(
+            gate=gate.label(), rule=gate.rule, model="—", suite="—", task="—", language=None,
+            metric=gate.metric or "", value=None, stderr=None, reference=None,
+            reference_stderr=None, threshold=None, margin=None, noise=None, status="missing",
+            detail="the gate selects no scored task of this run"
+            + (f" with metric {gate.metric}" if gate.metric else ""),
+        )  # fmt: skip
+        return
+    for suite, task, language in subjects:
         for model in models:
             value, stderr, metric = _score(results, model, suite, task, gate.metric)
             check = dict(
@@ -203,6 +214,20 @@ def _subjects(gate: Gate, results: dict):
             picked = []
         for task in dict.fromkeys(picked):
             yield suite, task, languages.get(task)
+
+
+def _applies(gate: Gate, results: dict, suite: str, task: str) -> bool:
+    """Whether a selected task has the gate's metric: a task scored without it (the short
+    answers of a language, for an accuracy gate) is out of the gate's scope. A task nobody
+    scored stays in scope, and is missing."""
+    if gate.metric is None:
+        return True
+    scored = [
+        m.get("suites", {}).get(suite, {}).get("tasks", {}).get(task, {}).get("metrics") or {}
+        for m in results.get("models", {}).values()
+    ]
+    scored = [metrics for metrics in scored if metrics]
+    return not scored or any(k.split(",")[0] == gate.metric for m in scored for k in m)
 
 
 def _suite_has_score(results: dict, suite: str) -> bool:

@@ -280,6 +280,8 @@ class _Job:
     def finish(self) -> None:
         """Close the record, whatever the end was, and render report.md from it."""
         from harness.environment import hardware
+        from harness.reports.html import render_html
+        from harness.reports.junit import render_junit
         from harness.reports.markdown import render_report
 
         run = self.data["run"]
@@ -293,6 +295,8 @@ class _Job:
         if self.guard.sink is not None:
             self.guard.sink.unlink(missing_ok=True)  # its records are in results.json now
         write_text_atomic(self.run_dir / "report.md", render_report(self.data))
+        write_text_atomic(self.run_dir / "report.html", render_html(self.data))
+        write_text_atomic(self.run_dir / "junit.xml", render_junit(self.data))
         from harness.history import record_run
 
         record_run(self.root, self.data)

@@ -125,11 +125,14 @@ def test_gate_selects_only_the_models_it_names():
     assert [(c.model, c.status) for c in checks] == [("qwen", "pass")]
 
 
-def test_a_metric_the_task_lacks_is_missing():
-    data = results({"qwen": {"native_hi_mc": (0.9, 0.01)}})
+def test_a_metric_scope_and_a_gate_that_selects_nothing():
+    data = results({"qwen": {"native_hi_mc": (0.9, 0.01)}}, failed={"glm": "out of memory"})
     gate = {"language": "hi", "metric": "exact_match", "min": 0.5}
-    [check] = judge_gates(config([gate], models=("qwen",)), data)
-    assert check.status == "missing" and check.detail == "no such metric in the results"
+    [check] = judge_gates(config([gate]), data)  # no task of the run reports exact_match
+    assert check.status == "missing" and check.task == "—"
+    assert check.detail == "the gate selects no scored task of this run with metric exact_match"
+    checks = judge_gates(config([{"language": "hi", "metric": "acc", "min": 0.5}]), data)
+    assert [(c.model, c.status) for c in checks] == [("qwen", "pass"), ("glm", "missing")]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Reports of a run, each built from its results.json: Markdown, HTML, JUnit, console."""
