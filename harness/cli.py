@@ -93,6 +93,11 @@ def _model_path_option(command):
     help="Load models even when the memory preflight says they do not fit.",
 )
 @click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Score everything again instead of reusing what this model identity already scored.",
+)
+@click.option(
     "--baseline",
     metavar="RUN_DIR|previous",
     help="The run that max_drop gates compare with (overrides the config's baseline).",
@@ -108,6 +113,7 @@ def run_command(
     no_preflight,
     model_paths,
     data_dir,
+    no_cache,
     baseline,
 ) -> None:
     """Score the config's models on its suites and write results/<name>/<time>/."""
@@ -123,6 +129,8 @@ def run_command(
             config = config.model_copy(update={"limit": limit})
         if baseline:
             config = config.model_copy(update={"baseline": baseline})
+        if no_cache:
+            config = config.model_copy(update={"cache": False})
         if isolate or audit:
             mode = "isolate" if isolate else "audit"
             policy = config.offline.model_copy(update={"mode": mode})

@@ -247,6 +247,10 @@ class RunConfig(_Strict):
     offline: OfflinePolicy = OfflinePolicy()
     """Offline policy: `strict` (default), `audit` or `isolate`, or a mapping of its fields."""
 
+    cache: bool = True
+    """Keep what each model scored under `<output_dir>/.cache/`, per model identity, and reuse
+    it: a run killed at any point and started again does only what is left."""
+
     gates: list[Gate] = []
     """Decisions on the scores; a failed gate makes the run exit with code 4."""
 

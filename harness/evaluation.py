@@ -13,7 +13,7 @@ from harness.config import ModelSpec
 from harness.models.load import LoadedModel
 
 
-def make_lm(loaded: LoadedModel, spec: ModelSpec):
+def make_lm(loaded: LoadedModel, spec: ModelSpec, generation_store=None):
     """Wrap a loaded model for lm-eval, passing the tokenizer object (not a name to look up).
 
     Loglikelihoods are lm-eval's own; generation is think-aware (`harness.generation`)."""
@@ -24,6 +24,7 @@ def make_lm(loaded: LoadedModel, spec: ModelSpec):
     return ReasoningAwareHFLM(
         think_tags=tags,
         think_budget=limits.think_budget,
+        generation_store=generation_store,
         pretrained=loaded.model,
         tokenizer=loaded.tokenizer,
         batch_size=spec.batch_size,
@@ -41,10 +42,12 @@ def evaluate_suite(
     spec: ModelSpec,
     limit: int | None = None,
     num_fewshot: int | None = None,
+    use_cache: str | None = None,
 ) -> dict[str, Any]:
     """Run lm-eval's `simple_evaluate` for one suite; return its raw output.
 
-    Settings whose defaults changed between lm-eval releases are given explicitly.
+    Settings whose defaults changed between lm-eval releases are given explicitly. `use_cache`
+    is lm-eval's request cache: a path prefix that must be this model's alone.
     """
     from lm_eval import simple_evaluate
 
@@ -62,7 +65,7 @@ def evaluate_suite(
             if spec.generation.max_new_tokens
             else None
         ),
-        use_cache=None,
+        use_cache=use_cache,
         cache_requests=False,
         check_integrity=False,
         write_out=False,
@@ -105,12 +108,13 @@ def sample_records(
     task: str,
     samples: list[dict[str, Any]],
     output_type: str,
-    generations: dict[tuple[str, int], list] | None = None,
+    generations_for=None,
 ) -> list[dict]:
     """Per-item log lines: prompt, choices or target, the model's answer, and correctness.
 
-    For generation, `generations` (from `ReasoningAwareHFLM`) adds what the model wrote before
-    its thinking was removed and whether the answer ran into the token limit."""
+    For generation, `generations_for(task, doc_id, arguments)` (`ReasoningAwareHFLM`'s) adds
+    what the model wrote before its thinking was removed and whether the answer ran into the
+    token limit."""
     records = []
     for sample in samples:
         arguments = sample.get("arguments") or []
@@ -129,7 +133,7 @@ def sample_records(
         else:
             responses = sample.get("filtered_resps") or sample.get("resps") or []
             record.update(target=_plain(sample.get("target")), answer=_plain(_first(responses)))
-            made = (generations or {}).get((task, sample.get("doc_id"))) or []
+            made = generations_for(task, sample.get("doc_id"), arguments) if generations_for else []
             if made:
                 record.update(
                     thought=any(g.thought for g in made),

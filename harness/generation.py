@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
+from lm_eval.api.model import hash_args
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import normalize_gen_kwargs
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -152,16 +154,35 @@ class _AnswerStop(StoppingCriteria):
 class ReasoningAwareHFLM(HFLM):
     """lm-eval's HF model with think-aware greedy generation and a record of every answer.
 
-    `generations` maps (task name, doc id) to the `Generation`s of that item, in request order.
-    Loglikelihood scoring is lm-eval's own, unchanged."""
+    `generations` maps (task name, doc id) to the `Generation`s of that item, in request order;
+    with a `generation_store` (a file), each is also kept by its request, for answers that
+    lm-eval's request cache serves in a later run. Loglikelihood scoring is lm-eval's own."""
 
     def __init__(
-        self, *args, think_tags: ThinkTags | None = ThinkTags(), think_budget: int = 0, **kwargs
+        self,
+        *args,
+        think_tags: ThinkTags | None = ThinkTags(),
+        think_budget: int = 0,
+        generation_store: Path | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.think_tags = think_tags
         self.think_budget = think_budget if think_tags else 0
         self.generations: dict[tuple[str, int], list[Generation]] = defaultdict(list)
+        self._store = None
+        if generation_store is not None:
+            from sqlitedict import SqliteDict
+
+            self._store = SqliteDict(str(generation_store), autocommit=True)
+
+    def generations_for(self, task: str, doc_id: int, arguments) -> list[Generation]:
+        """The generations of one item: made in this run, else kept from an earlier one."""
+        made = self.generations.get((task, doc_id))
+        if made or self._store is None:
+            return list(made or [])
+        found = [self._store.get(hash_args("generate_until", args)) for args in arguments or []]
+        return [Generation(**record) for record in found if record]
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Answers in request order. Requests with the same generation settings are batched
@@ -184,6 +205,9 @@ class ReasoningAwareHFLM(HFLM):
                     answers[i] = generation.answer
                     request = requests[i]
                     self.generations[(request.task_name, request.doc_id)].append(generation)
+                    if self._store is not None:
+                        key = hash_args("generate_until", request.args)
+                        self._store[key] = generation.to_dict()
                     self.cache_hook.add_partial("generate_until", request.args, generation.answer)
                 bar.update(len(batch))
         bar.close()

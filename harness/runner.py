@@ -327,9 +327,13 @@ class _Job:
         self.save()
 
     def run_model(self, spec: ModelSpec, source) -> None:
-        """Fingerprint, load and score one model on every suite; failures are recorded."""
+        """Fingerprint, load and score one model on every suite; failures are recorded.
+
+        With the cache on, suites this model identity already finished are taken from it, and
+        the model is loaded only if one is left."""
         from harness.evaluation import make_lm
         from harness.models import load_model
+        from harness.models.load import load_tokenizer, planned_placement
 
         entry: dict[str, Any] = {"status": "running", "suites": {}}
         self.data["models"][spec.id] = entry
@@ -353,29 +357,46 @@ class _Job:
         entry["hash_seconds"] = round(time.perf_counter() - started, 3)
         self.save()
 
-        self.say(f"{spec.id}: loading {source.describe()}")
+        lm = loaded = tokenizer = None
+        self.scored_items: list[tuple[str, dict]] = []
         try:
-            loaded = load_model(spec, source)
-            lm = make_lm(loaded, spec)
+            device, dtype = planned_placement(spec)
+            cache = self.open_cache(spec, entry, device, dtype)
+            cached = self.cached_suites(cache)
+            if len(cached) < len(self.config.suites):
+                self.say(f"{spec.id}: loading {source.describe()}")
+                loaded = load_model(spec, source)
+                tokenizer = loaded.tokenizer
+                lm = make_lm(loaded, spec, cache.generations if cache else None)
+                facts = {
+                    "dtype": loaded.dtype,
+                    "device": loaded.device,
+                    "parameters": loaded.parameters,
+                    "context_window": lm.max_length,
+                }
+                entry.update(**facts, load_seconds=round(loaded.load_seconds, 3))
+                if cache:
+                    cache.store_model_facts(facts)
+            else:
+                self.say(f"{spec.id}: every suite is in the cache; loading the tokenizer only")
+                tokenizer = load_tokenizer(spec, source)
+                entry.update(**(cache.load_model_facts() or {}), load_seconds=None)
         except HarnessError as exc:
             entry.update(status="failed", error=str(exc))
             self.fail(spec.id, str(exc))
             self.save()
             return
-        entry.update(
-            dtype=loaded.dtype,
-            device=loaded.device,
-            parameters=loaded.parameters,
-            load_seconds=round(loaded.load_seconds, 3),
-        )
         self.save()
-        self.scored_items: list[tuple[str, dict]] = []
         try:
             for suite in self.config.suites:
-                self.say(f"{spec.id}: scoring {suite}")
-                entry["suites"][suite] = self.run_suite(lm, suite, spec)
+                if suite in cached:
+                    self.say(f"{spec.id}: {suite} from the cache")
+                    entry["suites"][suite] = self.reuse_suite(spec, suite, cached[suite])
+                else:
+                    self.say(f"{spec.id}: scoring {suite}")
+                    entry["suites"][suite] = self.run_suite(lm, suite, spec, cache)
                 self.save()
-            entry["tokenizer"] = self.tokenizer_fitness(loaded.tokenizer, lm)
+            entry["tokenizer"] = self.tokenizer_fitness(tokenizer, entry.get("context_window"))
             self.save()
         except KeyboardInterrupt:
             entry["status"] = "interrupted"
@@ -384,23 +405,59 @@ class _Job:
             failed = any(s["status"] == "failed" for s in entry["suites"].values())
             entry["status"] = "failed" if failed else "ok"
         finally:
-            del lm, loaded
+            del lm, loaded, tokenizer
             gc.collect()
             _free_accelerator_memory()
 
-    def tokenizer_fitness(self, tokenizer, lm) -> dict:
+    def open_cache(self, spec: ModelSpec, entry: dict, device: str, dtype: str):
+        """This model identity's cache, or None with the cache off."""
+        from harness.cache import ModelCache, model_identity
+
+        if not self.config.cache:
+            return None
+        weights = entry["identity"]["weight_files"]
+        cache = ModelCache.open(self.root / ".cache", model_identity(spec, weights, device, dtype))
+        entry["cache"] = {"key": cache.key, "reused": []}
+        return cache
+
+    def cached_suites(self, cache) -> dict[str, dict]:
+        """Suite -> its cached results, for the suites this identity already finished."""
+        from harness.cache import suite_fingerprint
+
+        self.fingerprints = {
+            suite: suite_fingerprint(
+                self.config, suite, self.data["suites"].get(suite, {}), self.task_manager.task_index
+            )
+            for suite in self.config.suites
+        }
+        if cache is None:
+            return {}
+        found = {s: cache.load_suite(s, fp) for s, fp in self.fingerprints.items()}
+        return {suite: kept for suite, kept in found.items() if kept is not None}
+
+    def reuse_suite(self, spec: ModelSpec, suite: str, kept: dict) -> dict:
+        """A suite's results and per-sample logs as the cache kept them."""
+        languages = self.data["suites"].get(suite, {}).get("languages", {})
+        for task, rows in kept["samples"].items():
+            relative = Path("samples") / spec.id / f"{task}.jsonl"
+            write_jsonl_atomic(self.run_dir / relative, rows)
+            self.scored_items += [(languages.get(task, "und"), row) for row in rows]
+        self.data["models"][spec.id]["cache"]["reused"].append(suite)
+        return kept["entry"]
+
+    def tokenizer_fitness(self, tokenizer, window: int | None) -> dict:
         """Tokenizer cost per language on the items just scored (never fails the run)."""
         from harness.suites.fitness import group_by_language, tokenizer_fitness
 
         try:
-            window = getattr(lm, "max_length", None)
             return tokenizer_fitness(tokenizer, group_by_language(self.scored_items), window)
         except Exception as exc:  # a measurement, not a score: record why it is missing
             log.warning("tokenizer fitness failed\n%s", traceback.format_exc())
             return {"error": f"{type(exc).__name__}: {exc}"}
 
-    def run_suite(self, lm, suite: str, spec: ModelSpec) -> dict:
-        """Score one suite through lm-eval and write its per-sample logs."""
+    def run_suite(self, lm, suite: str, spec: ModelSpec, cache=None) -> dict:
+        """Score one suite through lm-eval, write its per-sample logs, and keep both in the
+        cache when it finished."""
         from harness.evaluation import (
             evaluate_suite,
             generation_summary,
@@ -419,6 +476,7 @@ class _Job:
                 spec=spec,
                 limit=self.config.limit,
                 num_fewshot=self.config.num_fewshot,
+                use_cache=cache.requests if cache else None,
             )
         except HarnessError as exc:
             message = str(exc)
@@ -429,15 +487,17 @@ class _Job:
             tasks = task_metrics(raw)
             types = output_types(raw)
             languages = self.data["suites"].get(suite, {}).get("languages", {})
+            kept: dict[str, list[dict]] = {}
             for task, samples in (raw.get("samples") or {}).items():
                 relative = Path("samples") / spec.id / f"{task}.jsonl"
-                rows = sample_records(task, samples, types.get(task, ""), lm.generations)
+                rows = sample_records(task, samples, types.get(task, ""), lm.generations_for)
                 write_jsonl_atomic(self.run_dir / relative, rows)
                 self.scored_items += [(languages.get(task, "und"), row) for row in rows]
                 tasks.setdefault(task, {})["samples_file"] = str(relative)
                 if summary := generation_summary(rows):
                     tasks[task]["generation"] = summary
-            return {
+                kept[task] = rows
+            result = {
                 "status": "ok",
                 "seconds": round(time.perf_counter() - started, 3),
                 "tasks": tasks,
@@ -447,6 +507,9 @@ class _Job:
                     "higher_is_better": raw.get("higher_is_better"),
                 },
             }
+            if cache is not None:
+                cache.store_suite(suite, self.fingerprints[suite], result, kept)
+            return result
         self.fail(f"{spec.id} / {suite}", message)
         seconds = round(time.perf_counter() - started, 3)
         return {"status": "failed", "error": message, "seconds": seconds}

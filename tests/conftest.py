@@ -27,9 +27,9 @@ def suite_text() -> list[str]:
     return lines
 
 
-def build_tiny_qwen2(directory: Path, seed: int = 0) -> Path:
-    """A random-weight Qwen2 (2 layers, width 32) with a byte-level BPE tokenizer trained on the
-    suite text, saved in Hugging Face layout."""
+def build_tiny_qwen2(directory: Path, seed: int = 0, layers: int = 2) -> Path:
+    """A random-weight Qwen2 (`layers` layers, width 32) with a byte-level BPE tokenizer trained
+    on the suite text, saved in Hugging Face layout."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -40,7 +40,7 @@ def build_tiny_qwen2(directory: Path, seed: int = 0) -> Path:
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=512,

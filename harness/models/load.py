@@ -89,6 +89,39 @@ def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
     )
 
 
+def planned_placement(spec: ModelSpec) -> tuple[str, str]:
+    """(device, dtype name) `load_model` will use for `spec` on this machine, without loading:
+    part of a model's identity for the resume cache."""
+    import torch
+
+    device = _pick_device(spec, torch)
+    if spec.dtype != "auto":
+        return device, spec.dtype
+    bf16 = device != "cpu" and torch.cuda.is_bf16_supported()
+    return device, auto_dtype(device, bf16)
+
+
+def load_tokenizer(spec: ModelSpec, source: ModelSource):
+    """The tokenizer alone (for tokenizer fitness when every suite came from the cache)."""
+    from transformers import AutoTokenizer
+
+    common: dict[str, Any] = {"local_files_only": True}
+    if source.gguf_file:
+        common["gguf_file"] = source.gguf_file
+    if source.alias:
+        from harness.families.aliases import alias_config
+
+        common["config"] = alias_config(source.directory)
+    remote = source.remote_code is not None and spec.trust_remote_code
+    try:
+        return AutoTokenizer.from_pretrained(source.directory, trust_remote_code=remote, **common)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"model '{spec.id}': could not load the tokenizer of {source.describe()}: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from None
+
+
 def _pick_device(spec: ModelSpec, torch) -> str:
     if spec.device == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
