@@ -406,6 +406,56 @@ def _data_status(info) -> str:
     return status
 
 
+@main.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--model-a", metavar="ID", help="The model of RUN_A to compare (default: by id).")
+@click.option("--model-b", metavar="ID", help="The model of RUN_B to compare it with.")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Significance level of the paired tests.")  # fmt: skip
+@click.option("--json", "json_file", type=click.Path(path_type=Path),
+              help="Also write the comparison to this JSON file.")  # fmt: skip
+@click.option("--fail-on-worse", is_flag=True, help="Exit 4 when B is significantly worse.")
+def compare_command(run_a, run_b, model_a, model_b, alpha, json_file, fail_on_worse) -> None:
+    """Compare two runs per model, suite and task: the delta, a paired test on the per-sample
+    logs where the items are the same, and a verdict (B against A)."""
+
+    def work() -> int:
+        import json
+
+        from harness.compare import compare_runs, load_run
+
+        rows = compare_runs(load_run(run_a), load_run(run_b), model_a, model_b, alpha)
+        table = Table("model A → B", "suite", "task", "metric", "A", "B", "Δ", "items",
+                      "changed", "test", "p", "verdict")  # fmt: skip
+        colour = {"worse": "red", "better": "green", "same": "dim"}
+        for r in rows:
+            style = colour.get(r.verdict)
+            table.add_row(
+                r.model_a if r.model_a == r.model_b else f"{r.model_a} → {r.model_b}",
+                r.suite, r.task, r.metric, _fmt(r.a, r.a_stderr), _fmt(r.b, r.b_stderr),
+                "—" if r.delta is None else f"{r.delta:+.3f}", str(r.paired_items),
+                str(r.changed_answers), r.test,
+                "—" if r.p_value is None else f"{r.p_value:.3g}",
+                f"[{style}]{r.verdict}[/{style}]" if style else r.verdict,
+            )  # fmt: skip
+        _wide_console().print(table)
+        if json_file:
+            json_file.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        if not rows:
+            console.print("[yellow]no task scored in both runs[/yellow]")
+        worse = [r for r in rows if r.verdict == "worse"]
+        return 4 if worse and fail_on_worse else 0
+
+    sys.exit(_guarded(work))
+
+
+def _fmt(value, stderr) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" + (f" ± {stderr:.3f}" if stderr is not None else "")
+
+
 @main.command("history")
 @click.argument("config_file", type=click.Path(path_type=Path))
 @click.option(
