@@ -56,6 +56,43 @@ def build_tiny_qwen2(directory: Path, seed: int = 0, layers: int = 2) -> Path:
     return directory
 
 
+def train_tiny_qwen2(directory: Path, texts: list[str], steps: int, vocab_size: int = 300):
+    """A 2-layer Qwen2 (width 64) with a tokenizer of its own, trained (a few seconds on a CPU)
+    until it recites `texts`, each followed by end-of-sequence; saved in Hugging Face layout.
+    Returns the model and tokenizer. For tests that need a model that knows something."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from harness.families.tiny import train_tokenizer
+
+    tokenizer = train_tokenizer(texts * 4, vocab_size=vocab_size)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    rows = [tokenizer(text + tokenizer.eos_token)["input_ids"] for text in texts]
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    labels = ids.masked_fill(mask == 0, -100)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if loss.item() < 0.005:
+            break
+    model.eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return model, tokenizer
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_qwen2(tmp_path_factory.mktemp("models") / "tiny-qwen2")

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from .conftest import only_run_dir, run_harness, write_config
+from .conftest import only_run_dir, run_harness, train_tiny_qwen2, write_config
 
 WORDS = ["river", "mango", "train", "cloud", "lamp", "bread", "stone", "kite"]
 ITEMS = [
@@ -37,36 +37,9 @@ metadata: {version: 1.0, language: en}
 
 
 def train_knower(directory):
-    """A 2-layer Qwen2 trained on each question followed by its right answer."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from harness.families.tiny import train_tokenizer
-
+    """A tiny Qwen2 trained on each question followed by its right answer."""
     texts = [f"Q: {i['question']}\nA: {i['choices'][i['answer']]}" for i in ITEMS]
-    tokenizer = train_tokenizer(texts * 2, vocab_size=200)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    rows = [tokenizer(text)["input_ids"] for text in texts]
-    width = max(map(len, rows))
-    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(400):
-        loss = model(
-            input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)
-        ).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    train_tiny_qwen2(directory, texts, steps=400, vocab_size=200)
     return directory
 
 

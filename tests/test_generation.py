@@ -15,7 +15,7 @@ import pytest
 
 from harness.generation import ThinkTags, split_answer
 
-from .conftest import only_run_dir, run_harness, write_config
+from .conftest import only_run_dir, run_harness, train_tiny_qwen2, write_config
 
 ITEMS = [
     ("Q: capital of France?\nA:", " <think>\nIt is a country.\nIts capital?\n</think>\nParis\n",
@@ -46,50 +46,14 @@ metadata: {version: 1.0, language: en}
 
 
 def train_reasoner(directory):
-    """A 2-layer Qwen2 trained to continue each prompt of ITEMS as written, then stop."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from harness.families.tiny import train_tokenizer
-
+    """A tiny Qwen2 trained to continue each prompt of ITEMS as written, then stop."""
     texts = [prompt + continuation for prompt, continuation, _ in ITEMS]
-    tokenizer = train_tokenizer(texts * 4, vocab_size=300)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    rows = [tokenizer(text + tokenizer.eos_token)["input_ids"] for text in texts]
-    width = max(map(len, rows))
-    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(600):
-        loss = model(
-            input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)
-        ).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if loss.item() < 0.005:
-            break
-    model.eval()
+    model, tokenizer = train_tiny_qwen2(directory, texts, steps=600)
     for prompt, continuation, _ in ITEMS:  # learnt by heart, or the tests below mean nothing
         encoded = tokenizer(prompt, return_tensors="pt")
         out = model.generate(**encoded, max_new_tokens=40, do_sample=False)
         said = tokenizer.decode(out[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
         assert said == continuation, (prompt, said)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
     return directory
 
 

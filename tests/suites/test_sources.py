@@ -94,6 +94,18 @@ def empty_caches(tmp_path) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def cached_copies(tmp_path, empty_caches) -> dict[str, str]:
+    """belebele in the hub cache (as `hf download` leaves it), xnli in the datasets cache (as
+    an earlier `load_dataset` leaves it); the environment that points at both."""
+    copy = write_belebele(tmp_path / "download" / "belebele")
+    hub = Path(empty_caches["HF_HUB_CACHE"])
+    install_in_hf_cache(copy, hub, "facebook/belebele", "c" * 40, repo_type="dataset")
+    datasets_cache = Path(empty_caches["HF_DATASETS_CACHE"])
+    fill_datasets_cache(write_xnli(tmp_path / "xnli"), datasets_cache, "facebook/xnli", "hi")
+    return empty_caches
+
+
 def test_a_benchmark_runs_from_data_dir(tmp_path, tiny_model_dir, empty_caches):
     write_belebele(tmp_path / "data" / "facebook" / "belebele")
     config = write_config(
@@ -134,12 +146,7 @@ def test_a_missing_benchmark_is_refused_before_loading(tmp_path, tiny_model_dir,
     assert "loading" not in proc.stderr and not (tmp_path / "out").exists()
 
 
-def test_benchmarks_run_from_the_hub_and_datasets_caches(tmp_path, tiny_model_dir, empty_caches):
-    copy = write_belebele(tmp_path / "download" / "belebele")
-    hub = Path(empty_caches["HF_HUB_CACHE"])
-    install_in_hf_cache(copy, hub, "facebook/belebele", "c" * 40, repo_type="dataset")
-    fill_datasets_cache(write_xnli(tmp_path / "xnli"), Path(empty_caches["HF_DATASETS_CACHE"]),
-                        "facebook/xnli", "hi")  # fmt: skip
+def test_benchmarks_run_from_the_hub_and_datasets_caches(tmp_path, tiny_model_dir, cached_copies):
     config = write_config(
         tmp_path,
         {
@@ -148,7 +155,7 @@ def test_benchmarks_run_from_the_hub_and_datasets_caches(tmp_path, tiny_model_di
             "suites": ["belebele_hin_Deva", "xnli_hi"],
         },
     )
-    proc = run_harness("run", str(config), "--output", str(tmp_path / "out"), env=empty_caches)
+    proc = run_harness("run", str(config), "--output", str(tmp_path / "out"), env=cached_copies)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((only_run_dir(tmp_path / "out") / "results.json").read_text())
     suites = results["models"]["tiny"]["suites"]
@@ -156,13 +163,8 @@ def test_benchmarks_run_from_the_hub_and_datasets_caches(tmp_path, tiny_model_di
     assert suites["xnli_hi"]["tasks"]["xnli_hi"]["n_samples"]["effective"] == 3
 
 
-def test_tasks_available_tells_present_from_missing(tmp_path, empty_caches):
-    copy = write_belebele(tmp_path / "download" / "belebele")
-    hub = Path(empty_caches["HF_HUB_CACHE"])
-    install_in_hf_cache(copy, hub, "facebook/belebele", "d" * 40, repo_type="dataset")
-    fill_datasets_cache(write_xnli(tmp_path / "xnli"), Path(empty_caches["HF_DATASETS_CACHE"]),
-                        "facebook/xnli", "hi")  # fmt: skip
-    proc = run_harness("tasks", "--available", "--language", "hi", env=empty_caches)
+def test_tasks_available_tells_present_from_missing(cached_copies):
+    proc = run_harness("tasks", "--available", "--language", "hi", env=cached_copies)
     assert proc.returncode == 0, proc.stderr
     rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if "│" in line}
     assert "present (hub cache)" in rows["belebele_hin_Deva"]
