@@ -1,0 +1,200 @@
+"""A run in progress: its results document, written after every step, and closed (gates,
+reports, index) whatever the end was. `RunResult` is what `harness.run` returns."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.config import ModelSpec, RunConfig
+from harness.digests import hash_files
+from harness.reports.files import write_json_atomic, write_text_atomic
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its directory and the results.json document."""
+
+    run_dir: Path
+    data: dict[str, Any]
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def attempts(self) -> list[dict]:
+        return self.data["offline"]["attempts"]
+
+    @property
+    def gates_failed(self) -> bool:
+        return not (self.data.get("gates") or {}).get("passed", True)
+
+    @property
+    def exit_code(self) -> int:
+        """3 for a network attempt under a strict policy, else 4 for a failed gate, else 1 for
+        a failure, else 0."""
+        if self.attempts and self.data["offline"]["policy"]["mode"] != "audit":
+            return 3
+        if self.gates_failed:
+            return 4
+        return 1 if self.failures else 0
+
+
+class Job:
+    """One run in progress: its results document, and the writing of it after every step."""
+
+    def __init__(
+        self, config: RunConfig, guard, task_manager, say: Callable[[str], None], show_progress
+    ) -> None:
+        self.config = config
+        self.task_manager = task_manager
+        self.say = say
+        self.show_progress = show_progress
+        self.guard = guard
+        self.first_record = len(self.guard.records)
+        self.clock = time.perf_counter()
+        self.data: dict[str, Any] = {}
+        self.result: RunResult
+        self.baseline: dict | None = None
+        self.root: Path
+
+    def start(self, root: Path, config_file: Path | None, suites, offline: dict) -> None:
+        from harness.environment import hardware, package_versions
+
+        started = datetime.now(timezone.utc)
+        self.root = root
+        self.run_dir = _new_run_dir(root, self.config.name, started)
+        self.data.update(
+            {
+                "harness_version": package_versions().get("harness"),
+                "status": "running",
+                "run": {
+                    "name": self.config.name,
+                    "started": started.isoformat(timespec="seconds"),
+                    "finished": None,
+                    "wall_seconds": None,
+                    "config_file": str(config_file) if config_file else None,
+                    "command": sys.argv,
+                    "directory": str(self.run_dir),
+                },
+                "config": self.config.model_dump(mode="json"),
+                "config_hash": self.config.config_hash(),
+                "suites": {
+                    info.name: {
+                        "kind": info.kind,
+                        "source": info.source,
+                        "tasks": info.tasks,
+                        "languages": info.languages,
+                        "items": info.items,
+                        "data_files": [w.to_dict() for w in hash_files(info.data_files)],
+                    }
+                    for info in suites
+                },
+                "models": {},
+                "environment": {"packages": package_versions(), "hardware": hardware()},
+                "offline": offline,
+            }
+        )
+        self.result = RunResult(run_dir=self.run_dir, data=self.data)
+        self.log_handler = _log_to(self.run_dir / "run.log")
+        self.save()
+
+    def save(self) -> None:
+        """Rewrite results.json with everything known now, attempts included."""
+        records = [r.to_dict() for r in self.guard.records[self.first_record :]]
+        self.data["offline"]["attempts"] = records + self.guard.child_records()
+        self.data["offline"]["files"] = attested_files(self.data)
+        write_json_atomic(self.run_dir / "results.json", self.data)
+
+    def finish(self) -> None:
+        """Close the record, whatever the end was, and render report.md from it."""
+        from harness.environment import hardware
+        from harness.reports.html import render_html
+        from harness.reports.junit import render_junit
+        from harness.reports.markdown import render_report
+
+        run = self.data["run"]
+        run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        run["wall_seconds"] = round(time.perf_counter() - self.clock, 3)
+        self.data["environment"]["hardware"] = hardware()  # now that torch knows the GPUs
+        self.judge()
+        interrupted = self.data["status"] == "interrupted"
+        self.data["exit_code"] = 130 if interrupted else self.result.exit_code
+        self.save()
+        if self.guard.sink is not None:
+            self.guard.sink.unlink(missing_ok=True)  # its records are in results.json now
+        write_text_atomic(self.run_dir / "report.md", render_report(self.data))
+        write_text_atomic(self.run_dir / "report.html", render_html(self.data))
+        write_text_atomic(self.run_dir / "junit.xml", render_junit(self.data))
+        from harness.history import record_run
+
+        record_run(self.root, self.data)
+        logging.getLogger().removeHandler(self.log_handler)
+        self.log_handler.close()
+
+    def judge(self) -> None:
+        """Judge the config's gates on what was scored (an interrupted run included)."""
+        from harness.gates import judge_gates, summary
+
+        if not self.config.gates:
+            return
+        checks = judge_gates(self.config, self.data, self.baseline)
+        self.data["gates"] = {
+            "baseline": (self.baseline or {}).get("run", {}).get("directory"),
+            "noise_z": self.config.noise_z,
+            **summary(checks),
+            "checks": [c.to_dict() for c in checks],
+        }
+
+    def fail(self, where: str, message: str) -> None:
+        self.result.failures.append(f"{where}: {message}")
+
+    def skip_model(self, spec: ModelSpec, reason: str) -> None:
+        """Record a model whose files are not on this machine; it counts as not run."""
+        self.data["models"][spec.id] = {"status": "skipped", "error": reason, "suites": {}}
+        self.fail(spec.id, f"skipped: {reason}")
+        self.save()
+
+    def run_model(self, spec: ModelSpec, source) -> None:
+        """Fingerprint, load and score one model on every suite (`harness.scoring`)."""
+        from harness.scoring import ModelScoring
+
+        ModelScoring(self).run_model(spec, source)
+
+
+def attested_files(data: dict) -> dict[str, list[dict]]:
+    """Every weight and data file the run read, with size and sha256, from its results."""
+    weights = [
+        {"model": model_id, **weight}
+        for model_id, model in data["models"].items()
+        for weight in model.get("identity", {}).get("weight_files", [])
+    ]
+    files = [
+        {"suite": name, **item}
+        for name, suite in data["suites"].items()
+        for item in suite.get("data_files", [])
+    ]
+    return {"weights": weights, "data": files}
+
+
+def _new_run_dir(root: Path, name: str, started: datetime) -> Path:
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    run_dir = root / name / stamp
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = root / name / f"{stamp}-{suffix}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _log_to(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler

@@ -1,0 +1,258 @@
+"""Scoring one model of a run: fingerprint its weights, reuse what its identity already scored,
+load it if anything is left, score each suite through lm-eval, and keep the per-sample logs."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from harness.config import ModelSpec
+from harness.digests import hash_files
+from harness.errors import HarnessError
+from harness.reports.files import write_jsonl_atomic
+
+log = logging.getLogger("harness")
+
+
+class ModelScoring:
+    """One model's part of a run (`harness.job.Job`): it writes into the job's results."""
+
+    def __init__(self, job) -> None:
+        self.config = job.config
+        self.task_manager = job.task_manager
+        self.say = job.say
+        self.show_progress = job.show_progress
+        self.data = job.data
+        self.root = job.root
+        self.run_dir = job.run_dir
+        self.fail = job.fail
+        self.save = job.save
+        self.scored_items: list[tuple[str, dict]] = []
+        self.fingerprints: dict[str, str] = {}
+
+    def run_model(self, spec: ModelSpec, source) -> None:
+        """Fingerprint, load and score one model on every suite; failures are recorded.
+
+        With the cache on, suites this model identity already finished are taken from it, and
+        the model is loaded only if one is left."""
+        from harness.evaluation import make_lm
+        from harness.models import load_model
+        from harness.models.load import load_tokenizer, planned_placement
+
+        entry: dict[str, Any] = {"status": "running", "suites": {}}
+        self.data["models"][spec.id] = entry
+        entry["identity"] = {
+            "kind": source.kind,
+            "location": source.describe(),
+            "directory": str(source.directory),
+            "gguf_file": source.gguf_file,
+            "repo": source.repo,
+            "revision": source.revision,
+            "commit": source.commit,
+            "remote_code": source.remote_code,
+            "alias": source.alias,
+        }
+        total = sum(p.stat().st_size for p in source.weight_files)
+        self.say(f"{spec.id}: sha256 of {len(source.weight_files)} weight file(s), {total:,} bytes")
+        started = time.perf_counter()
+        with _byte_progress(f"{spec.id}: hashing", total, self.show_progress) as advance:
+            weights = hash_files(source.weight_files, on_bytes=advance)
+        entry["identity"]["weight_files"] = [w.to_dict() for w in weights]
+        entry["hash_seconds"] = round(time.perf_counter() - started, 3)
+        self.save()
+
+        lm = loaded = tokenizer = None
+        self.scored_items: list[tuple[str, dict]] = []
+        try:
+            device, dtype = planned_placement(spec)
+            cache = self.open_cache(spec, entry, device, dtype)
+            cached = self.cached_suites(cache)
+            if len(cached) < len(self.config.suites):
+                self.say(f"{spec.id}: loading {source.describe()}")
+                loaded = load_model(spec, source)
+                tokenizer = loaded.tokenizer
+                lm = make_lm(loaded, spec, cache.generations if cache else None)
+                facts = {
+                    "dtype": loaded.dtype,
+                    "device": loaded.device,
+                    "parameters": loaded.parameters,
+                    "context_window": lm.max_length,
+                }
+                entry.update(**facts, load_seconds=round(loaded.load_seconds, 3))
+                if cache:
+                    cache.store_model_facts(facts)
+            else:
+                self.say(f"{spec.id}: every suite is in the cache; loading the tokenizer only")
+                tokenizer = load_tokenizer(spec, source)
+                entry.update(**(cache.load_model_facts() or {}), load_seconds=None)
+        except HarnessError as exc:
+            entry.update(status="failed", error=str(exc))
+            self.fail(spec.id, str(exc))
+            self.save()
+            return
+        self.save()
+        try:
+            for suite in self.config.suites:
+                if suite in cached:
+                    self.say(f"{spec.id}: {suite} from the cache")
+                    entry["suites"][suite] = self.reuse_suite(spec, suite, cached[suite])
+                else:
+                    self.say(f"{spec.id}: scoring {suite}")
+                    entry["suites"][suite] = self.run_suite(lm, suite, spec, cache)
+                self.save()
+            entry["tokenizer"] = self.tokenizer_fitness(tokenizer, entry.get("context_window"))
+            self.save()
+        except KeyboardInterrupt:
+            entry["status"] = "interrupted"
+            raise
+        else:
+            failed = any(s["status"] == "failed" for s in entry["suites"].values())
+            entry["status"] = "failed" if failed else "ok"
+        finally:
+            del lm, loaded, tokenizer
+            gc.collect()
+            _free_accelerator_memory()
+
+    def open_cache(self, spec: ModelSpec, entry: dict, device: str, dtype: str):
+        """This model identity's cache, or None with the cache off."""
+        from harness.cache import ModelCache, model_identity
+
+        if not self.config.cache:
+            return None
+        weights = entry["identity"]["weight_files"]
+        cache = ModelCache.open(self.root / ".cache", model_identity(spec, weights, device, dtype))
+        entry["cache"] = {"key": cache.key, "reused": []}
+        return cache
+
+    def cached_suites(self, cache) -> dict[str, dict]:
+        """Suite -> its cached results, for the suites this identity already finished."""
+        from harness.cache import suite_fingerprint
+
+        self.fingerprints = {
+            suite: suite_fingerprint(
+                self.config, suite, self.data["suites"].get(suite, {}), self.task_manager.task_index
+            )
+            for suite in self.config.suites
+        }
+        if cache is None:
+            return {}
+        found = {s: cache.load_suite(s, fp) for s, fp in self.fingerprints.items()}
+        return {suite: kept for suite, kept in found.items() if kept is not None}
+
+    def reuse_suite(self, spec: ModelSpec, suite: str, kept: dict) -> dict:
+        """A suite's results and per-sample logs as the cache kept them."""
+        languages = self.data["suites"].get(suite, {}).get("languages", {})
+        for task, rows in kept["samples"].items():
+            relative = Path("samples") / spec.id / f"{task}.jsonl"
+            write_jsonl_atomic(self.run_dir / relative, rows)
+            self.scored_items += [(languages.get(task, "und"), row) for row in rows]
+        self.data["models"][spec.id]["cache"]["reused"].append(suite)
+        return kept["entry"]
+
+    def tokenizer_fitness(self, tokenizer, window: int | None) -> dict:
+        """Tokenizer cost per language on the items just scored (never fails the run)."""
+        from harness.suites.fitness import group_by_language, tokenizer_fitness
+
+        try:
+            return tokenizer_fitness(tokenizer, group_by_language(self.scored_items), window)
+        except Exception as exc:  # a measurement, not a score: record why it is missing
+            log.warning("tokenizer fitness failed\n%s", traceback.format_exc())
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def run_suite(self, lm, suite: str, spec: ModelSpec, cache=None) -> dict:
+        """Score one suite through lm-eval, write its per-sample logs, and keep both in the
+        cache when it finished."""
+        from harness.evaluation import (
+            evaluate_suite,
+            generation_summary,
+            output_types,
+            sample_records,
+            task_metrics,
+        )
+
+        started = time.perf_counter()
+        lm.generations.clear()
+        try:
+            raw = evaluate_suite(
+                lm,
+                suite,
+                self.task_manager,
+                spec=spec,
+                limit=self.config.limit,
+                num_fewshot=self.config.num_fewshot,
+                use_cache=cache.requests if cache else None,
+            )
+        except HarnessError as exc:
+            message = str(exc)
+        except Exception as exc:  # a task that crashes must not take the other suites with it
+            message = f"{type(exc).__name__}: {exc}"
+            log.warning("suite %s failed for %s\n%s", suite, spec.id, traceback.format_exc())
+        else:
+            tasks = task_metrics(raw)
+            types = output_types(raw)
+            languages = self.data["suites"].get(suite, {}).get("languages", {})
+            kept: dict[str, list[dict]] = {}
+            for task, samples in (raw.get("samples") or {}).items():
+                relative = Path("samples") / spec.id / f"{task}.jsonl"
+                rows = sample_records(task, samples, types.get(task, ""), lm.generations_for)
+                write_jsonl_atomic(self.run_dir / relative, rows)
+                self.scored_items += [(languages.get(task, "und"), row) for row in rows]
+                tasks.setdefault(task, {})["samples_file"] = str(relative)
+                if summary := generation_summary(rows):
+                    tasks[task]["generation"] = summary
+                kept[task] = rows
+            result = {
+                "status": "ok",
+                "seconds": round(time.perf_counter() - started, 3),
+                "tasks": tasks,
+                "lm_eval": {
+                    "versions": raw.get("versions"),
+                    "n_shot": raw.get("n-shot"),
+                    "higher_is_better": raw.get("higher_is_better"),
+                },
+            }
+            if cache is not None:
+                cache.store_suite(suite, self.fingerprints[suite], result, kept)
+            return result
+        self.fail(f"{spec.id} / {suite}", message)
+        seconds = round(time.perf_counter() - started, 3)
+        return {"status": "failed", "error": message, "seconds": seconds}
+
+
+@contextmanager
+def _byte_progress(label: str, total: int, show: bool) -> Iterator[Callable[[int], None] | None]:
+    if not show:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _free_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
