@@ -1,0 +1,271 @@
+"""`harness run`, `validate` and `plan`: a config's models and suites."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli._common import (
+    console,
+    data_dir_option,
+    guarded,
+    main,
+    model_path_option,
+    offline_for_lookups,
+    quiet_libraries,
+    say,
+    wide_console,
+    with_data_dir,
+)
+
+
+@main.command("run")
+@click.argument("config_file", type=click.Path(path_type=Path))
+@model_path_option
+@data_dir_option
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Score only the first N items of each task."
+)
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(path_type=Path),
+    help="Results root (default: the config's output_dir, `results`).",
+)
+@click.option(
+    "--model", "models", multiple=True, metavar="ID", help="Run only this model id (repeatable)."
+)
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this suite (repeatable; any lm-eval task or group).",
+)
+@click.option(
+    "--isolate",
+    is_flag=True,
+    help="Run inside a fresh network namespace with only loopback (offline mode isolate).",
+)
+@click.option(
+    "--audit",
+    is_flag=True,
+    help="Record and block network attempts without failing the run (offline mode audit).",
+)
+@click.option(
+    "--no-preflight",
+    is_flag=True,
+    help="Load models even when the memory preflight says they do not fit.",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Score everything again instead of reusing what this model identity already scored.",
+)
+@click.option(
+    "--baseline",
+    metavar="RUN_DIR|previous",
+    help="The run that max_drop gates compare with (overrides the config's baseline).",
+)
+def run_command(
+    config_file: Path,
+    limit,
+    output_dir,
+    models,
+    suites,
+    isolate,
+    audit,
+    no_preflight,
+    model_paths,
+    data_dir,
+    no_cache,
+    baseline,
+) -> None:
+    """Score the config's models on its suites and write results/<name>/<time>/."""
+    from harness.config import load_config
+    from harness.offline.isolation import IsolationUnavailable, inside_isolation, rerun_isolated
+    from harness.offline.policy import UNAVAILABLE_ENV
+    from harness.runner import run, select, substitute_paths
+
+    def work() -> int:
+        config = substitute_paths(load_config(config_file), list(model_paths))
+        config = select(with_data_dir(config, data_dir), list(models), list(suites))
+        if limit:
+            config = config.model_copy(update={"limit": limit})
+        if baseline:
+            config = config.model_copy(update={"baseline": baseline})
+        if no_cache:
+            config = config.model_copy(update={"cache": False})
+        if isolate or audit:
+            mode = "isolate" if isolate else "audit"
+            policy = config.offline.model_copy(update={"mode": mode})
+            config = config.model_copy(update={"offline": policy})
+        if config.offline.mode == "isolate" and not inside_isolation():
+            try:
+                return rerun_isolated(sys.argv[1:])
+            except IsolationUnavailable as exc:
+                if not config.offline.isolation_fallback:
+                    raise
+                console.print(f"[yellow]not isolated:[/yellow] {exc}")
+                os.environ[UNAVAILABLE_ENV] = str(exc)
+        quiet_libraries()
+        result = run(
+            config,
+            config_file=config_file,
+            output_dir=output_dir,
+            say=say,
+            show_progress=True,
+            preflight=not no_preflight,
+        )
+        _print_summary(result.data)
+        attempts = result.data["offline"]["attempts"]
+        console.print(
+            f"network attempts: {len(attempts)}"
+            + ("" if not attempts else " [red](blocked; see the report)[/red]")
+        )
+        console.print(f"results: {result.run_dir}/report.md")
+        for failure in result.failures:
+            console.print(f"[red]failed:[/red] {failure}")
+        _print_gates(result.data.get("gates"))
+        if result.exit_code == 3:
+            console.print(
+                f"[red]error:[/red] {len(attempts)} network attempt(s) under offline mode "
+                f"{config.offline.mode}; the run cannot be attested as offline"
+            )
+        return result.exit_code
+
+    sys.exit(guarded(work))
+
+
+@main.command("validate")
+@click.argument("config_file", type=click.Path(path_type=Path))
+@model_path_option
+@data_dir_option
+def validate_command(config_file: Path, model_paths, data_dir) -> None:
+    """Check a config without loading any model: schema, files, models and suites.
+
+    Every model is checked; exit 2 if one is not on this machine (`run` would skip it)."""
+    from harness.config import load_config
+    from harness.errors import ModelNotFoundError
+    from harness.runner import substitute_paths
+
+    def work() -> int:
+        config = substitute_paths(load_config(config_file), list(model_paths))
+        config = with_data_dir(config, data_dir)
+        offline_for_lookups(config.offline.allow_loopback)
+        from harness.models import resolve_model_source
+        from harness.suites import SuiteCatalog
+
+        absent = []
+        for spec in config.models:
+            try:
+                source = resolve_model_source(spec)
+            except ModelNotFoundError as exc:
+                absent.append(spec.id)
+                console.print(f"[yellow]model {spec.id}: not on this machine[/yellow]: {exc}")
+                continue
+            size = sum(p.stat().st_size for p in source.weight_files)
+            console.print(f"model {spec.id}: {source.describe()} ({size / 2**20:,.0f} MiB)")
+        for info in SuiteCatalog(config.task_paths, config.data_dir).check(config.suites):
+            items = f", {info.total_items} items" if info.items else ""
+            console.print(f"suite {info.name}: {info.kind}, {len(info.tasks)} task(s){items}")
+        if absent:
+            console.print(
+                f"[red]error:[/red] {len(absent)} of {len(config.models)} model(s) are not on "
+                f"this machine ({', '.join(absent)}): `harness run` would skip them. Copy them "
+                "here, or substitute local copies with --model-path ID=PATH."
+            )
+            return 2
+        console.print(f"[green]{config_file}: valid[/green]")
+        return 0
+
+    sys.exit(guarded(work))
+
+
+@main.command("plan")
+@click.argument("config_file", type=click.Path(path_type=Path))
+@model_path_option
+@click.option(
+    "--context",
+    type=click.IntRange(min=1),
+    help="Tokens per sequence to plan the KV cache and logits for (default: the model's "
+    "generation.max_length, else 2048).",
+)
+def plan_command(config_file: Path, context, model_paths) -> None:
+    """Will each model of CONFIG fit this machine? Decided from its config, nothing loaded.
+
+    Models not on this machine are planned from harness's bundled reference config for their
+    repo id, so the answer comes before a download."""
+    from harness.config import load_config
+
+    def work() -> int:
+        from harness.runner import substitute_paths
+
+        config = substitute_paths(load_config(config_file), list(model_paths))
+        offline_for_lookups(config.offline.allow_loopback)
+        from harness.capacity.hardware import detect_hardware
+        from harness.capacity.preflight import plan_models
+        from harness.reports import console as tables
+
+        hardware = detect_hardware()
+        plans = plan_models(config, hardware, context=context)
+        out = wide_console()
+        out.print(tables.hardware_line(hardware))
+        out.print(tables.plan_table(plans))
+        out.print(tables.formats_table(plans))
+        for line in tables.plan_notes(plans):
+            out.print(line, highlight=False)
+        return 0
+
+    sys.exit(guarded(work))
+
+
+def _print_gates(gates: dict | None) -> None:
+    if not gates:
+        return
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(gates["counts"].items()))
+    colour = "green" if gates["passed"] else "red"
+    console.print(
+        f"gates: [{colour}]{'passed' if gates['passed'] else 'FAILED'}[/{colour}] ({counts})"
+    )
+    for check in gates["checks"]:
+        if check["status"] in ("fail", "missing"):
+            console.print(
+                f"  [red]{check['status']}[/red] {check['gate']}: {check['model']} "
+                f"{check['task']} {check['metric']}: {check['detail']}"
+            )
+
+
+def _print_summary(data: dict) -> None:
+    from harness.evaluation import primary_metric
+
+    table = Table("model", "suite", "task", "metric", "value", "± stderr", "n")
+    for model_id, model in data["models"].items():
+        if model.get("status") == "skipped":
+            table.add_row(model_id, "—", "—", "—", "[yellow]skipped: not here[/yellow]", "", "")
+        if model.get("status") == "failed" and not model.get("suites"):
+            table.add_row(model_id, "—", "—", "—", "[red]failed to load[/red]", "", "")
+        for suite, result in model.get("suites", {}).items():
+            if result["status"] == "failed":
+                table.add_row(model_id, suite, "—", "—", "[red]failed[/red]", "", "")
+                continue
+            for task, task_result in result["tasks"].items():
+                if not task_result.get("metrics"):
+                    continue  # a group without an aggregate score
+                name, value, stderr = primary_metric(task_result.get("metrics", {}))
+                counts = task_result.get("n_samples") or {}
+                table.add_row(
+                    model_id,
+                    suite,
+                    task,
+                    name.split(",")[0],
+                    f"{value:.3f}" if value is not None else "n/a",
+                    f"{stderr:.3f}" if stderr is not None else "",
+                    str(counts.get("effective", "")),
+                )
+    Console().print(table)
