@@ -173,6 +173,12 @@ def attested_files(data: dict) -> dict[str, list[dict]]:
         for model_id, model in data["models"].items()
         for weight in model.get("identity", {}).get("weight_files", [])
     ]
+    # A GGUF model read from its converted copy: the copy's weights, checked on load.
+    weights += [
+        {"model": f"{model_id} (converted copy)", **model["converted_from"]}
+        for model_id, model in data["models"].items()
+        if model.get("converted_from")
+    ]
     files = [
         {"suite": name, **item}
         for name, suite in data["suites"].items()

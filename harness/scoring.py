@@ -75,8 +75,10 @@ class ModelScoring:
             cache = self.open_cache(spec, entry, device, dtype)
             cached = self.cached_suites(cache)
             if len(cached) < len(self.config.suites):
-                self.say(f"{spec.id}: loading {source.describe()}")
-                loaded = load_model(spec, source)
+                converted = self.converted_gguf(source, entry, dtype)
+                where = "its converted copy" if converted and converted.ready() else None
+                self.say(f"{spec.id}: loading {where or source.describe()}")
+                loaded = load_model(spec, source, converted)
                 tokenizer = loaded.tokenizer
                 lm = make_lm(loaded, spec, cache.generations if cache else None)
                 facts = {
@@ -86,6 +88,7 @@ class ModelScoring:
                     "context_window": lm.max_length,
                 }
                 entry.update(**facts, load_seconds=round(loaded.load_seconds, 3))
+                entry["converted_from"] = loaded.converted_from
                 if cache:
                     cache.store_model_facts(facts)
             else:
@@ -119,6 +122,16 @@ class ModelScoring:
             del lm, loaded, tokenizer
             gc.collect()
             _free_accelerator_memory()
+
+    def converted_gguf(self, source, entry: dict, dtype: str):
+        """Where a GGUF model's dequantized weights are kept: beside the results, whether or not
+        the result cache is on (the copy is checked against its sha256 on every load)."""
+        from harness.models.gguf_cache import ConvertedGGUF
+
+        if not source.gguf_file:
+            return None
+        [gguf] = entry["identity"]["weight_files"]
+        return ConvertedGGUF(self.root / ".cache" / "gguf", gguf["sha256"], dtype)
 
     def open_cache(self, spec: ModelSpec, entry: dict, device: str, dtype: str):
         """This model identity's cache, or None with the cache off."""

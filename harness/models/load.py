@@ -21,13 +21,18 @@ class LoadedModel:
     dtype: str
     load_seconds: float
     parameters: int
+    converted_from: dict | None = None
+    """For a GGUF model loaded from its converted copy (`gguf_cache`): the copy's weights file
+    (path, size, sha256) and the GGUF file's sha256."""
 
 
-def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
+def load_model(spec: ModelSpec, source: ModelSource, converted=None) -> LoadedModel:
     """Load weights and tokenizer from `source` on the device and dtype `spec` asks for.
 
     Code shipped with the weights runs only for a model whose config opted in
-    (`trust_remote_code`); `resolve_model_source` refuses the others.
+    (`trust_remote_code`); `resolve_model_source` refuses the others. For a GGUF file,
+    `converted` (a `gguf_cache.ConvertedGGUF`) is where its dequantized weights are kept: read
+    from there when present, written there after a load from the GGUF file.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -36,7 +41,12 @@ def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
     started = time.perf_counter()
     remote = source.remote_code is not None and spec.trust_remote_code
     common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": remote}
-    if source.gguf_file:
+    directory = source.directory
+    kept = converted.verified() if converted is not None and source.gguf_file else None
+    reuse = kept is not None
+    if reuse:
+        directory = converted.directory
+    elif source.gguf_file:
         common["gguf_file"] = source.gguf_file
     if source.alias:
         # An alias (kimi_k2) is built by the architecture it reuses; AutoConfig would not know it.
@@ -44,11 +54,11 @@ def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
 
         common["config"] = alias_config(source.directory)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.directory, **common)
+        tokenizer = AutoTokenizer.from_pretrained(directory, **common)
         dtype = _pick_dtype(spec, device, source, torch)
         placement = {"device_map": {"": device}} if device.startswith("cuda") else {}
         model, info = AutoModelForCausalLM.from_pretrained(
-            source.directory, dtype=dtype, output_loading_info=True, **placement, **common
+            directory, dtype=dtype, output_loading_info=True, **placement, **common
         )
     except (torch.OutOfMemoryError, MemoryError) as exc:
         raise ModelLoadError(
@@ -79,6 +89,8 @@ def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
             "model, or add the template (tokenizer_config.json or chat_template.jinja)."
         )
     model.eval()
+    if converted is not None and source.gguf_file and not reuse:
+        converted.store(model, tokenizer)
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -86,6 +98,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> LoadedModel:
         dtype=str(model.dtype).removeprefix("torch."),
         load_seconds=time.perf_counter() - started,
         parameters=sum(p.numel() for p in model.parameters()),
+        converted_from={**kept.to_dict(), "gguf_sha256": converted.gguf_sha256} if reuse else None,
     )
 
 
