@@ -16,7 +16,8 @@ from harness.models.load import LoadedModel
 def make_lm(loaded: LoadedModel, spec: ModelSpec, generation_store=None):
     """Wrap a loaded model for lm-eval, passing the tokenizer object (not a name to look up).
 
-    Loglikelihoods are lm-eval's own; generation is think-aware (`harness.generation`)."""
+    Loglikelihoods are computed once per shared context and checked against lm-eval's
+    (`harness.shared_prefix`); generation is think-aware (`harness.generation`)."""
     from harness.generation import ReasoningAwareHFLM, ThinkTags
 
     limits = spec.generation

@@ -25,6 +25,8 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import normalize_gen_kwargs
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from harness.shared_prefix import SharedPrefixLoglikelihood
+
 _LOOKBACK = 2
 """Tokens looked back beyond a stop sequence's own length (it may be tokenized differently)."""
 
@@ -151,12 +153,13 @@ class _AnswerStop(StoppingCriteria):
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
 
-class ReasoningAwareHFLM(HFLM):
-    """lm-eval's HF model with think-aware greedy generation and a record of every answer.
+class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
+    """lm-eval's HF model with think-aware greedy generation and a record of every answer, and
+    loglikelihoods computed once per shared context (`harness.shared_prefix`).
 
     `generations` maps (task name, doc id) to the `Generation`s of that item, in request order;
     with a `generation_store` (a file), each is also kept by its request, for answers that
-    lm-eval's request cache serves in a later run. Loglikelihood scoring is lm-eval's own."""
+    lm-eval's request cache serves in a later run."""
 
     def __init__(
         self,

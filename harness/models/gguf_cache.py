@@ -57,10 +57,10 @@ class ConvertedGGUF:
             kept = json.loads((self.directory / _COMPLETE).read_text("utf-8"))["safetensors_sha256"]
             [digest] = hash_files([self.directory / _WEIGHTS])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("converted GGUF copy %s is unreadable (%s); converting again", self.directory, exc)
+            log.warning("GGUF copy %s unreadable (%s); converting again", self.directory, exc)
             return None
         if digest.sha256 != kept:
-            log.warning("converted GGUF copy %s changed since it was written; converting again", self.directory)
+            log.warning("GGUF copy %s changed since written; converting again", self.directory)
             return None
         return digest
 

@@ -1,0 +1,288 @@
+"""Loglikelihood scoring that computes each shared context once.
+
+A multiple-choice item asks lm-eval for the loglikelihood of every choice after the same
+context: four requests that repeat the same passage and question. lm-eval runs the whole context
+through the model for each choice (it reuses work only for choices of a single token). Here each
+distinct context runs once, its key/value cache is kept, and the continuations of all its
+choices run on top of that cache, batched together. The numbers are the same computation:
+
+- the scored tokens and the truncation are lm-eval's (context and continuation cut from the left
+  to the model's window, the last token not fed), so a request is grouped by the context lm-eval
+  would actually feed;
+- contexts are batched longest first and padded on the right, as lm-eval does, so no context
+  token sees padding; a batch holds as many contexts as fit in the token budget of lm-eval's own
+  batch (batch size x the longest context), so short contexts go many at a time;
+- the continuations run with the padded cache positions masked out and their own position ids;
+- logits are computed only where a continuation token is predicted, not for every context
+  token, which saves the largest matrix product of a small model.
+
+Only models whose key/value cache is plain per-layer full attention take this path (checked
+after the first context pass); others (sliding windows, linear attention) are scored by
+lm-eval's own code. `harness.generation.ReasoningAwareHFLM` also checks the first group of
+each model against lm-eval's code before trusting this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+Request = tuple[tuple[str, str], list[int], list[int]]
+"""lm-eval's tokenized loglikelihood request:
+((context, continuation), context token ids, continuation token ids)."""
+
+
+class UnsupportedCache(Exception):
+    """The model's key/value cache is not one this scorer can reuse across rows."""
+
+
+@dataclass
+class Group:
+    """Requests that feed the model the same context tokens."""
+
+    prefix: tuple[int, ...]
+    members: list[int] = field(default_factory=list)
+    """Indices of the requests, in the order given."""
+
+
+def group_by_context(requests: Sequence[Request], max_length: int) -> list[Group]:
+    """Group requests by the context lm-eval would feed, longest context first.
+
+    lm-eval feeds `(context + continuation)[-(max_length + 1):][:-1]`; the tokens before the
+    continuation in that window are the context it actually uses."""
+    groups: dict[tuple[int, ...], Group] = {}
+    for index, (_, context, continuation) in enumerate(requests):
+        if not context or not continuation or len(continuation) > max_length:
+            raise ValueError("every request needs a context and a continuation within the window")
+        window = (list(context) + list(continuation))[-(max_length + 1) :]
+        prefix = tuple(window[: len(window) - len(continuation)])
+        groups.setdefault(prefix, Group(prefix)).members.append(index)
+    return sorted(groups.values(), key=lambda g: (-len(g.prefix), g.prefix))
+
+
+def shares_contexts(groups: list[Group], requests: Sequence[Request]) -> bool:
+    """Whether grouping saves work: some context is scored with more than one continuation."""
+    return len(groups) < len(requests)
+
+
+def batches(groups: list[Group], budget: int, max_groups: int) -> Iterator[list[Group]]:
+    """Consecutive groups (longest first) whose padded contexts fit `budget` tokens."""
+    batch: list[Group] = []
+    for group in groups:
+        longest = len(batch[0].prefix) if batch else len(group.prefix)
+        if batch and (longest * (len(batch) + 1) > budget or len(batch) >= max_groups):
+            yield batch
+            batch = []
+        batch.append(group)
+    if batch:
+        yield batch
+
+
+class SharedPrefixScorer:
+    """Scores lm-eval loglikelihood requests on a causal HF model, one pass per distinct context.
+
+    `forward_context` and `forward_continuation` are the two model calls; they exist as methods
+    so the arithmetic around them stays readable."""
+
+    def __init__(self, model, *, max_length: int, batch_size: int, softmax_dtype=None) -> None:
+        self.model = model
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.softmax_dtype = softmax_dtype
+        self.device = next(model.parameters()).device
+
+    def score(
+        self,
+        requests: Sequence[Request],
+        groups: list[Group] | None = None,
+        on_scored: Callable[[int, tuple[float, bool]], None] | None = None,
+    ) -> list[tuple[float, bool]]:
+        """(sum of continuation logprobs, whether greedy decoding gives the continuation) per
+        request, in request order. `on_scored(index, answer)` is called as each batch ends."""
+        groups = groups if groups is not None else group_by_context(requests, self.max_length)
+        longest = max(len(g.prefix) for g in groups)
+        budget = self.batch_size * longest
+        answers: list[tuple[float, bool] | None] = [None] * len(requests)
+        for batch in batches(groups, budget, max_groups=8 * self.batch_size):
+            for index, answer in self._score_batch(requests, batch, budget):
+                answers[index] = answer
+                if on_scored:
+                    on_scored(index, answer)
+        return answers  # type: ignore[return-value]
+
+    def _score_batch(self, requests, batch: list[Group], budget: int):
+        import torch
+
+        lengths = [len(g.prefix) for g in batch]
+        width = max(lengths)
+        ids = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, group in enumerate(batch):
+            ids[row, : len(group.prefix)] = torch.tensor(group.prefix)
+        last_logits, cache = self.forward_context(ids.to(self.device), lengths)
+
+        rows = [(g_row, index) for g_row, group in enumerate(batch) for index in group.members]
+        per_chunk = max(1, budget // (width + self._longest_continuation(requests, rows)))
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start : start + per_chunk]
+            yield from self._score_rows(requests, chunk, last_logits, cache, lengths, width)
+
+    def _longest_continuation(self, requests, rows) -> int:
+        return max(len(requests[index][2]) for _, index in rows)
+
+    def _score_rows(self, requests, chunk, last_logits, cache, lengths, width):
+        import torch
+        import torch.nn.functional as F
+
+        continuations = [list(requests[index][2]) for _, index in chunk]
+        group_rows = torch.tensor([g_row for g_row, _ in chunk], device=self.device)
+        steps = max(len(c) for c in continuations) - 1
+        first = last_logits.index_select(0, group_rows)  # [rows, vocab]: predicts token 0
+        if steps > 0:
+            feed = torch.zeros((len(chunk), steps), dtype=torch.long)
+            for row, tokens in enumerate(continuations):
+                feed[row, : len(tokens) - 1] = torch.tensor(tokens[:-1])
+            starts = torch.tensor([lengths[g_row] for g_row, _ in chunk])
+            rest = self.forward_continuation(
+                feed.to(self.device), cache, group_rows, starts.to(self.device), width
+            )  # [rows, steps, vocab]: predicts tokens 1..steps
+            logits = torch.cat([first.unsqueeze(1), rest], dim=1)
+        else:
+            logits = first.unsqueeze(1)
+        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        for row, ((_, index), tokens) in enumerate(zip(chunk, continuations, strict=True)):
+            target = torch.tensor(tokens, device=self.device)
+            scored = logprobs[row, : len(tokens)]
+            greedy = bool((scored.argmax(dim=-1) == target).all())
+            total = float(scored.gather(1, target.unsqueeze(1)).sum())
+            yield index, (total, greedy)
+
+    def forward_context(self, ids, lengths: list[int]):
+        """Run the right-padded contexts; return the logits at each context's last token
+        ([batch, vocab]) and the key/value cache of the whole padded batch."""
+        import torch
+        from transformers import DynamicCache
+
+        keep = torch.tensor([[n - 1] for n in lengths], device=ids.device)
+        with torch.no_grad():
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=keep)
+        cache = out.past_key_values
+        if not isinstance(cache, DynamicCache) or any(
+            type(layer).__name__ != "DynamicLayer" for layer in cache.layers
+        ):
+            raise UnsupportedCache(f"{type(cache).__name__} with layers other than full attention")
+        logits = out.logits
+        if logits.shape[1] != 1:  # a model that ignores logits_to_keep: pick the positions here
+            rows = torch.arange(len(lengths))
+            logits = logits[rows, keep.squeeze(1).to(logits.device)].unsqueeze(1)
+        return logits[:, 0], cache
+
+    def forward_continuation(self, feed, cache, group_rows, starts, width: int):
+        """Run continuation tokens on top of their contexts' cache rows: padded cache positions
+        are masked, positions continue from each context's own length."""
+        import torch
+        from transformers import DynamicCache
+
+        rows_cache = DynamicCache(
+            [
+                (layer.keys.index_select(0, group_rows), layer.values.index_select(0, group_rows))
+                for layer in cache.layers
+            ]
+        )
+        steps = feed.shape[1]
+        past = torch.arange(width, device=feed.device).unsqueeze(0) < starts.unsqueeze(1)
+        mask = torch.cat([past, torch.ones_like(feed, dtype=torch.bool)], dim=1).long()
+        positions = starts.unsqueeze(1) + torch.arange(steps, device=feed.device).unsqueeze(0)
+        with torch.no_grad():
+            out = self.model(
+                input_ids=feed,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=rows_cache,
+                use_cache=True,
+            )
+        return out.logits
+
+
+_TOLERANCE = {"float32": 1e-4, "float64": 1e-8}
+"""Relative difference from lm-eval's own scores accepted by the check on a model's first
+group; half-precision types get `_HALF_TOLERANCE` (their rounding depends on the batch shape,
+as lm-eval's own scores do)."""
+_HALF_TOLERANCE = 2e-2
+
+
+class SharedPrefixLoglikelihood:
+    """For a subclass of lm-eval's `HFLM`: loglikelihood requests scored by `SharedPrefixScorer`.
+
+    The first time a model has requests that share a context, one group of them is scored both
+    ways, lm-eval's and this one; this path is used only if every loglikelihood agrees within
+    the tolerance of the model's dtype and, in float32, every greedy flag matches. Otherwise, and
+    for models whose cache cannot be reused, lm-eval's own code scores everything.
+    `prefix_sharing` says which way was taken and why."""
+
+    share_prefix: bool = True
+    prefix_sharing: dict | None = None
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+        own = super()._loglikelihood_tokens  # type: ignore[misc]
+        plain = self.backend != "causal" or not isinstance(self.batch_size, int)
+        if plain or not self.share_prefix:
+            return own(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        groups = group_by_context(requests, self.max_length)
+        if not shares_contexts(groups, requests):
+            return own(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        scorer = SharedPrefixScorer(
+            self.model,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            softmax_dtype=self.softmax_dtype,
+        )
+        if self.prefix_sharing is None:
+            self.prefix_sharing = self._check(scorer, requests, groups)
+        if not self.prefix_sharing["used"]:
+            return own(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(requests), disable=disable_tqdm, desc="Running loglikelihood requests")
+
+        def scored(index: int, answer: tuple[float, bool]) -> None:
+            self.cache_hook.add_partial("loglikelihood", requests[index][0], answer)
+            bar.update(1)
+
+        try:
+            return scorer.score(requests, groups, scored)
+        finally:
+            bar.close()
+
+    def _check(self, scorer: SharedPrefixScorer, requests, groups: list[Group]) -> dict:
+        import logging
+
+        log = logging.getLogger("harness")
+        shared = [g for g in groups if len(g.members) > 1]
+        probe = min(shared, key=lambda g: (len(g.prefix), -len(g.members)))
+        sample = [requests[i] for i in probe.members]
+        try:
+            ours = scorer.score(sample)
+        except UnsupportedCache as exc:
+            log.info("context sharing off: %s; lm-eval's scoring is used", exc)
+            return {"used": False, "reason": f"cache not reusable: {exc}"}
+        theirs = super()._loglikelihood_tokens(sample, disable_tqdm=True)  # type: ignore[misc]
+        dtype = str(self.model.dtype).removeprefix("torch.")
+        tolerance = _TOLERANCE.get(dtype, _HALF_TOLERANCE)
+        pairs = list(zip(ours, theirs, strict=True))
+        worst = max(abs(a[0] - b[0]) / max(abs(b[0]), 1e-6) for a, b in pairs)
+        greedy_same = all(a[1] == b[1] for a, b in pairs)
+        used = worst <= tolerance and (greedy_same or dtype not in _TOLERANCE)
+        result = {
+            "used": used,
+            "checked_requests": len(sample),
+            "max_relative_difference": float(f"{worst:.3g}"),
+            "tolerance": tolerance,
+        }
+        if not used:
+            result["reason"] = "differs from lm-eval's scores on the check"
+            log.warning(
+                "context sharing off: on %d requests it differs from lm-eval's scores by up to "
+                "%.3g (relative; tolerance %.3g); lm-eval's scoring is used",
+                len(sample), worst, tolerance,
+            )  # fmt: skip
+        return result
