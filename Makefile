@@ -21,8 +21,8 @@ selftest: $(VENV)/.installed
 	$(BIN)/harness selftest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check harness tests
-	$(BIN)/ruff format --check harness tests
+	$(BIN)/ruff check harness tests bench
+	$(BIN)/ruff format --check harness tests bench
 
 setup: $(VENV)/.installed
 

@@ -34,6 +34,8 @@ def model_identity(spec: ModelSpec, weights: list[dict], device: str, dtype: str
     from harness.environment import package_versions
 
     versions = package_versions()
+    # Another engine computes the same scores with other kernels; hf keys stay as they were.
+    engine = {"engine": spec.backend, "vllm": versions.get("vllm")} if spec.backend != "hf" else {}
     return {
         "weights_sha256": sorted(w["sha256"] for w in weights),
         "dtype": dtype,
@@ -41,6 +43,7 @@ def model_identity(spec: ModelSpec, weights: list[dict], device: str, dtype: str
         "chat_template": spec.chat_template,
         "generation": spec.generation.model_dump(),
         "versions": {k: versions.get(k) for k in ("harness", "lm_eval", "transformers", "torch")},
+        **engine,
     }
 
 

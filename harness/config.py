@@ -92,6 +92,33 @@ class ModelSpec(_Strict):
     generation: GenerationLimits = GenerationLimits()
     """Limits for generation tasks."""
 
+    backend: Literal["hf", "vllm"] = "hf"
+    """The engine that runs the model. `hf`: transformers, in this process, on `device` (or
+    over every GPU of this node with `device_map: auto`). `vllm`: vLLM through lm-eval's vLLM
+    model, split over GPUs and nodes by `tensor_parallel_size`, `pipeline_parallel_size` and
+    `nodes`, for models no single GPU holds (docs/multi-gpu.md). vLLM is not a dependency of
+    harness: install it on the GPU server."""
+
+    device_map: Literal["auto"] | None = None
+    """Backend hf: `auto` spreads the layers over every GPU of this node (accelerate's
+    `device_map="auto"`), for a model too large for one GPU; None keeps it on `device`."""
+
+    tensor_parallel_size: Annotated[int, Field(ge=1)] | None = None
+    """Backend vllm: GPUs that share each layer, within a node. None: the smallest power of two
+    that divides the attention heads and makes the weights fit (`harness plan` shows it)."""
+
+    pipeline_parallel_size: Annotated[int, Field(ge=1)] | None = None
+    """Backend vllm: stages the layers are cut into, one after the other (across nodes).
+    None: `nodes`."""
+
+    nodes: Annotated[int, Field(ge=1)] = 1
+    """Backend vllm: machines the model runs on. Above 1, vLLM runs its workers on a Ray cluster
+    started beforehand on every node (`distributed_executor_backend="ray"`)."""
+
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] | None = None
+    """Backend vllm: share of each GPU's memory vLLM may take for weights and KV cache.
+    None: vLLM's own default (0.9)."""
+
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
         given = [k for k in ("path", "repo", "package") if getattr(self, k) is not None]
@@ -102,6 +129,43 @@ class ModelSpec(_Strict):
             )
         if self.revision is not None and self.repo is None:
             raise ValueError("revision applies only to repo")
+        return self
+
+    @model_validator(mode="after")
+    def _engine_settings(self) -> ModelSpec:
+        vllm_only = [
+            name
+            for name in ("tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization")
+            if getattr(self, name) is not None
+        ] + (["nodes"] if self.nodes != 1 else [])
+        if self.backend == "hf" and vllm_only:
+            raise ValueError(
+                f"{', '.join(vllm_only)} appl{'ies' if len(vllm_only) == 1 else 'y'} only to "
+                "`backend: vllm`; with backend hf, spread a model over the GPUs of this node "
+                "with `device_map: auto`"
+            )
+        if self.device_map == "auto" and self.device not in ("auto", "cuda"):
+            raise ValueError(
+                f"device_map: auto spreads the model over every GPU of this node; it cannot go "
+                f"with device: {self.device} (use device: auto)"
+            )
+        if self.backend == "vllm":
+            if self.device_map is not None:
+                raise ValueError(
+                    "device_map applies only to backend hf; vLLM places the model by "
+                    "tensor_parallel_size, pipeline_parallel_size and nodes"
+                )
+            if self.device not in ("auto", "cuda"):
+                raise ValueError(
+                    f"backend vllm chooses its GPUs itself; device: {self.device} cannot be "
+                    "honoured (use device: auto, and CUDA_VISIBLE_DEVICES to pick the GPUs)"
+                )
+            if self.gguf_file is not None:
+                raise ValueError(
+                    "gguf_file cannot run with backend vllm: lm-eval's vLLM model reads the "
+                    "model's config.json with transformers' AutoConfig, which does not read a "
+                    "GGUF file; use backend hf, or the safetensors checkpoint"
+                )
         return self
 
 
@@ -273,6 +337,30 @@ class RunConfig(_Strict):
         if dupes:
             raise ValueError(f"model ids must be unique; repeated: {', '.join(dupes)}")
         return models
+
+    @model_validator(mode="after")
+    def _vllm_offline(self) -> RunConfig:
+        vllm = [m for m in self.models if m.backend == "vllm"]
+        if not vllm:
+            return self
+        ids = ", ".join(m.id for m in vllm)
+        # vLLM's worker processes meet through torch.distributed over TCP on loopback, even
+        # with one GPU; the kernel layer denies every IP socket, loopback included.
+        if self.offline.kernel_block or not self.offline.allow_loopback:
+            raise ValueError(
+                f"backend vllm (model {ids}) needs TCP on loopback between vLLM's processes, "
+                "which offline.kernel_block (and allow_loopback: false) forbid. Set "
+                "`offline: {mode: isolate, kernel_block: false}` on one node: the network "
+                "namespace then keeps every process on loopback (docs/multi-gpu.md)"
+            )
+        spread = [m.id for m in vllm if m.nodes > 1]
+        if spread and self.offline.mode == "isolate":
+            raise ValueError(
+                f"model {', '.join(spread)} runs on several nodes, which offline mode isolate "
+                "cannot reach: its network namespace has only loopback. Use mode strict with "
+                "kernel_block: false, on a cluster network with no route out (docs/multi-gpu.md)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _gates_name_models(self) -> RunConfig:

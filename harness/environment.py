@@ -22,6 +22,8 @@ PACKAGES = (
     "pydantic",
     "click",
     "rich",
+    "vllm",
+    "ray",
 )
 
 

@@ -17,7 +17,10 @@ def make_lm(loaded: LoadedModel, spec: ModelSpec, generation_store=None):
     """Wrap a loaded model for lm-eval, passing the tokenizer object (not a name to look up).
 
     Loglikelihoods are computed once per shared context and checked against lm-eval's
-    (`harness.shared_prefix`); generation is think-aware (`harness.generation`)."""
+    (`harness.shared_prefix`); generation is think-aware (`harness.generation`). A model that
+    vLLM runs (`harness.models.engines.start_vllm`) is lm-eval's `VLLM` already."""
+    if spec.backend == "vllm":
+        return loaded.model
     from harness.generation import ReasoningAwareHFLM, ThinkTags
 
     limits = spec.generation
@@ -35,9 +38,20 @@ def make_lm(loaded: LoadedModel, spec: ModelSpec, generation_store=None):
     )
 
 
+def build_suite(task_manager, suite: str) -> list:
+    """lm-eval's task objects for one suite, their data read: the data-load phase, apart from
+    scoring. `evaluate_suite` takes them as `simple_evaluate` would have built them."""
+    loaded = task_manager.load([suite])
+    if suite in loaded["groups"]:
+        return [loaded["groups"][suite]]
+    if suite in loaded["tasks"]:
+        return [loaded["tasks"][suite]]
+    return list(loaded["tasks"].values())  # a tag: the tasks it names
+
+
 def evaluate_suite(
     lm,
-    suite: str,
+    suite: str | list,
     task_manager,
     *,
     spec: ModelSpec,
@@ -45,16 +59,19 @@ def evaluate_suite(
     num_fewshot: int | None = None,
     use_cache: str | None = None,
 ) -> dict[str, Any]:
-    """Run lm-eval's `simple_evaluate` for one suite; return its raw output.
+    """Run lm-eval's `simple_evaluate` for one suite (its name, or what `build_suite` built);
+    return its raw output.
 
     Settings whose defaults changed between lm-eval releases are given explicitly. `use_cache`
     is lm-eval's request cache: a path prefix that must be this model's alone.
     """
+    import lm_eval.evaluator
     from lm_eval import simple_evaluate
 
+    lm_eval.evaluator.add_env_info = _environment_once
     return simple_evaluate(
         model=lm,
-        tasks=[suite],
+        tasks=[suite] if isinstance(suite, str) else suite,
         task_manager=task_manager,
         num_fewshot=num_fewshot,
         limit=limit,
@@ -72,6 +89,25 @@ def evaluate_suite(
         write_out=False,
         confirm_run_unsafe_code=False,
     )
+
+
+_ENVIRONMENT: dict[str, Any] = {}
+
+
+def _environment_once(storage: dict[str, Any]) -> None:
+    """lm-eval's `add_env_info`, computed once per process and then repeated.
+
+    lm-eval describes the environment in every result it returns, with torch's `collect_env`
+    (0.3 to 1.4 s, with subprocesses, on each call). harness calls `simple_evaluate` once per
+    suite; the environment does not change between suites, so later calls reuse the first
+    description: the same keys and values, without the cost."""
+    from lm_eval.loggers.utils import add_env_info
+
+    if not _ENVIRONMENT:
+        described: dict[str, Any] = {}
+        add_env_info(described)
+        _ENVIRONMENT.update(described)
+    storage.update(_ENVIRONMENT)
 
 
 def task_metrics(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:

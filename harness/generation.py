@@ -15,6 +15,7 @@ answers were cut short.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -203,7 +204,11 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
             settings = requests[indices[0]].args[1]
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
+                began = time.perf_counter()
                 results = self._generate_batch([contexts[i] for i in batch], settings)
+                work = self.__dict__.setdefault("work", defaultdict(float))
+                work["generation_seconds"] += time.perf_counter() - began
+                work["generated_tokens"] += sum(g.tokens for g in results)
                 for i, generation in zip(batch, results, strict=True):
                     answers[i] = generation.answer
                     request = requests[i]

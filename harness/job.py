@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.config import ModelSpec, RunConfig
 from harness.digests import hash_files
+from harness.phases import PhaseClock
 from harness.reports.files import write_json_atomic, write_text_atomic
 
 
@@ -57,6 +58,7 @@ class Job:
         self.guard = guard
         self.first_record = len(self.guard.records)
         self.clock = time.perf_counter()
+        self.phases = PhaseClock()
         self.data: dict[str, Any] = {}
         self.result: RunResult
         self.baseline: dict | None = None
@@ -108,6 +110,7 @@ class Job:
         records = [r.to_dict() for r in self.guard.records[self.first_record :]]
         self.data["offline"]["attempts"] = records + self.guard.child_records()
         self.data["offline"]["files"] = attested_files(self.data)
+        self.data["run"]["phases"] = self.phases.to_dict()
         write_json_atomic(self.run_dir / "results.json", self.data)
 
     def finish(self) -> None:
@@ -127,12 +130,14 @@ class Job:
         self.save()
         if self.guard.sink is not None:
             self.guard.sink.unlink(missing_ok=True)  # its records are in results.json now
-        write_text_atomic(self.run_dir / "report.md", render_report(self.data))
-        write_text_atomic(self.run_dir / "report.html", render_html(self.data))
-        write_text_atomic(self.run_dir / "junit.xml", render_junit(self.data))
         from harness.history import record_run
 
-        record_run(self.root, self.data)
+        with self.phases.phase("report"):
+            write_text_atomic(self.run_dir / "report.md", render_report(self.data))
+            write_text_atomic(self.run_dir / "report.html", render_html(self.data))
+            write_text_atomic(self.run_dir / "junit.xml", render_junit(self.data))
+            record_run(self.root, self.data)
+        self.save()  # with the report phase's time
         logging.getLogger().removeHandler(self.log_handler)
         self.log_handler.close()
 

@@ -9,6 +9,7 @@ progress is `harness.job.Job`; one model's scoring is `harness.scoring.ModelScor
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ def run(
     say: Callable[[str], None] = log.info,
     show_progress: bool = False,
     preflight: bool = True,
+    started_at: float | None = None,
 ) -> RunResult:
     """Score every model of `config` on every suite; write and return the results.
 
@@ -84,16 +86,22 @@ def run(
     the life of the process. Mode `isolate` needs a process started in a network namespace,
     which `harness run --isolate` does by re-executing itself.
 
-    Bad input (unknown suite, no model of the config on this machine, broken data, a model the
-    memory preflight says cannot load, unless `preflight` is off) raises a `BadInputError`
+    Bad input (unknown suite, no model of the config on this machine, broken data, an engine
+    that is not installed (vLLM), a model the memory preflight says cannot load, unless
+    `preflight` is off) raises a `BadInputError`
     before any model loads. A model whose files are absent is skipped with its reason; a model
     or suite that fails while running is recorded; the run goes on with the others.
     `RunResult.exit_code` is 3 after a network attempt under a strict policy, else 1 after a
     failure, else 0.
+
+    `started_at` (a `time.perf_counter()` value) is when the work began, for the start-up phase
+    in results.json; the command line passes its process's start. Default: this call.
     """
+    from harness.models.engines import check_engines
     from harness.suites import SuiteCatalog
     from harness.suites.sources import redirect_to_local_copies
 
+    started_at = time.perf_counter() if started_at is None else started_at
     guard, offline = go_offline(config.offline)
     root = output_dir or config.output_dir
     baseline = _baseline(config, root, say)
@@ -104,11 +112,13 @@ def run(
     for reason in absent.values():
         say(f"skipped: {reason}")
     present = config.model_copy(update={"models": [m for m in config.models if m.id in sources]})
+    check_engines(present.models, sources, config_file)
     plans = _preflight(present, sources, say, enforce=preflight)
 
     job = Job(config, guard, catalog.manager_for(config.suites), say, show_progress)
     job.baseline = baseline
     job.start(root, config_file, suites, offline)
+    job.phases.add("startup", time.perf_counter() - started_at)
     job.data["preflight"] = plans
     try:
         with redirect_to_local_copies(config.data_dir):

@@ -34,6 +34,9 @@ class ModelScoring:
         self.run_dir = job.run_dir
         self.fail = job.fail
         self.save = job.save
+        self.phases = job.phases
+        self.peaks: dict[str, int] = {}
+        """The highest memory peaks of this model's phases (`harness.phases`)."""
         self.scored_items: list[tuple[str, dict]] = []
         self.fingerprints: dict[str, str] = {}
 
@@ -62,7 +65,10 @@ class ModelScoring:
         total = sum(p.stat().st_size for p in source.weight_files)
         self.say(f"{spec.id}: sha256 of {len(source.weight_files)} weight file(s), {total:,} bytes")
         started = time.perf_counter()
-        with _byte_progress(f"{spec.id}: hashing", total, self.show_progress) as advance:
+        with (
+            self.phases.phase("model_load", self.peaks),
+            _byte_progress(f"{spec.id}: hashing", total, self.show_progress) as advance,
+        ):
             weights = hash_files(source.weight_files, on_bytes=advance)
         entry["identity"]["weight_files"] = [w.to_dict() for w in weights]
         entry["hash_seconds"] = round(time.perf_counter() - started, 3)
@@ -78,7 +84,14 @@ class ModelScoring:
                 converted = self.converted_gguf(source, entry, dtype)
                 where = "its converted copy" if converted and converted.ready() else None
                 self.say(f"{spec.id}: loading {where or source.describe()}")
-                loaded = load_model(spec, source, converted)
+                with self.phases.phase("model_load", self.peaks):
+                    if spec.backend == "vllm":
+                        from harness.models.engines import start_vllm
+
+                        plan = self.data.get("preflight", {}).get("models", {}).get(spec.id)
+                        loaded = start_vllm(spec, source, plan)
+                    else:
+                        loaded = load_model(spec, source, converted)
                 tokenizer = loaded.tokenizer
                 lm = make_lm(loaded, spec, cache.generations if cache else None)
                 facts = {
@@ -111,6 +124,7 @@ class ModelScoring:
                     entry["suites"][suite] = self.run_suite(lm, suite, spec, cache)
                 self.save()
             entry["tokenizer"] = self.tokenizer_fitness(tokenizer, entry.get("context_window"))
+            entry["throughput"] = throughput(entry, self.peaks, lm)
             self.save()
         except KeyboardInterrupt:
             entry["status"] = "interrupted"
@@ -183,6 +197,7 @@ class ModelScoring:
         """Score one suite through lm-eval, write its per-sample logs, and keep both in the
         cache when it finished."""
         from harness.evaluation import (
+            build_suite,
             evaluate_suite,
             generation_summary,
             output_types,
@@ -191,17 +206,23 @@ class ModelScoring:
         )
 
         started = time.perf_counter()
-        lm.generations.clear()
+        if hasattr(lm, "generations"):  # lm-eval's vLLM model keeps no record of its own
+            lm.generations.clear()
+        before = work_done(lm)
         try:
-            raw = evaluate_suite(
-                lm,
-                suite,
-                self.task_manager,
-                spec=spec,
-                limit=self.config.limit,
-                num_fewshot=self.config.num_fewshot,
-                use_cache=cache.requests if cache else None,
-            )
+            with self.phases.phase("data_load", self.peaks):
+                built = build_suite(self.task_manager, suite)
+            data_seconds = time.perf_counter() - started
+            with self.phases.phase("scoring", self.peaks):
+                raw = evaluate_suite(
+                    lm,
+                    built,
+                    self.task_manager,
+                    spec=spec,
+                    limit=self.config.limit,
+                    num_fewshot=self.config.num_fewshot,
+                    use_cache=cache.requests if cache else None,
+                )
         except HarnessError as exc:
             message = str(exc)
         except Exception as exc:  # a task that crashes must not take the other suites with it
@@ -214,7 +235,8 @@ class ModelScoring:
             kept: dict[str, list[dict]] = {}
             for task, samples in (raw.get("samples") or {}).items():
                 relative = Path("samples") / spec.id / f"{task}.jsonl"
-                rows = sample_records(task, samples, types.get(task, ""), lm.generations_for)
+                made = getattr(lm, "generations_for", None)
+                rows = sample_records(task, samples, types.get(task, ""), made)
                 write_jsonl_atomic(self.run_dir / relative, rows)
                 self.scored_items += [(languages.get(task, "und"), row) for row in rows]
                 tasks.setdefault(task, {})["samples_file"] = str(relative)
@@ -224,6 +246,8 @@ class ModelScoring:
             result = {
                 "status": "ok",
                 "seconds": round(time.perf_counter() - started, 3),
+                "data_seconds": round(data_seconds, 3),
+                "work": suite_work(tasks, types, before, work_done(lm)),
                 "tasks": tasks,
                 "lm_eval": {
                     "versions": raw.get("versions"),
@@ -237,6 +261,56 @@ class ModelScoring:
         self.fail(f"{spec.id} / {suite}", message)
         seconds = round(time.perf_counter() - started, 3)
         return {"status": "failed", "error": message, "seconds": seconds}
+
+
+WORK = ("loglikelihood_requests", "loglikelihood_seconds", "generated_tokens", "generation_seconds")
+"""The counters a model wrapper keeps of the work it did (`ReasoningAwareHFLM.work`)."""
+
+
+def work_done(lm) -> dict[str, float]:
+    """The wrapper's counters now; zeros for a wrapper that keeps none."""
+    kept = getattr(lm, "work", None) or {}
+    return {key: kept.get(key, 0) for key in WORK}
+
+
+def suite_work(tasks: dict, types: dict[str, str], before: dict, after: dict) -> dict:
+    """What scoring one suite took: items by kind, and the model's own counters (requests,
+    tokens, seconds) for the work it did rather than took from lm-eval's request cache."""
+    work = {key: round(after[key] - before[key], 3) for key in after}
+    generated = {t for t, kind in types.items() if kind == "generate_until"}
+    counts = {t: (v.get("n_samples") or {}).get("effective") or 0 for t, v in tasks.items()}
+    work["loglikelihood_items"] = sum(
+        n for t, n in counts.items() if t in types and t not in generated
+    )
+    work["generation_items"] = sum(n for t, n in counts.items() if t in generated)
+    return work
+
+
+def throughput(entry: dict, peaks: dict[str, int], lm) -> dict:
+    """A model's speed over the suites it scored in this run (cached suites are not counted):
+    load time, multiple-choice items per second, generated tokens per second, peak memory."""
+    scored = [s for s in entry["suites"].values() if s.get("work")]
+    total = {
+        key: sum(s["work"][key] for s in scored)
+        for key in ("loglikelihood_items", "loglikelihood_seconds", "loglikelihood_requests",
+                    "generation_items", "generated_tokens", "generation_seconds")
+    }  # fmt: skip
+    per_item = _rate(total["loglikelihood_items"], total["loglikelihood_seconds"])
+    per_token = _rate(total["generated_tokens"], total["generation_seconds"])
+    return {
+        "load_seconds": entry.get("load_seconds"),
+        "loaded_from": "converted copy" if entry.get("converted_from") else "model files",
+        "suites_scored": len(scored),
+        **total,
+        "loglikelihood_items_per_second": per_item,
+        "generation_tokens_per_second": per_token,
+        **peaks,
+        "context_sharing": getattr(lm, "prefix_sharing", None),
+    }
+
+
+def _rate(amount: float, seconds: float) -> float | None:
+    return round(amount / seconds, 3) if amount and seconds > 0 else None
 
 
 @contextmanager

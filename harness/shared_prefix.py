@@ -24,6 +24,8 @@ each model against lm-eval's code before trusting this one.
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -223,6 +225,15 @@ class SharedPrefixLoglikelihood:
     prefix_sharing: dict | None = None
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+        started = time.perf_counter()
+        try:
+            return self._score_requests(requests, disable_tqdm, override_bs)
+        finally:
+            work = self.__dict__.setdefault("work", defaultdict(float))
+            work["loglikelihood_requests"] += len(requests)
+            work["loglikelihood_seconds"] += time.perf_counter() - started
+
+    def _score_requests(self, requests, disable_tqdm: bool, override_bs):
         own = super()._loglikelihood_tokens  # type: ignore[misc]
         plain = self.backend != "causal" or not isinstance(self.batch_size, int)
         if plain or not self.share_prefix:

@@ -57,7 +57,6 @@ def test_second_load_comes_from_the_converted_copy(tmp_path):
     assert second.model.generation_config.eos_token_id == first.model.generation_config.eos_token_id
     assert second.parameters == first.parameters
 
-
     # A copy altered after it was written is not trusted: the next load converts again.
     with open(copy, "r+b") as handle:
         handle.seek(-4, 2)

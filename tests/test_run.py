@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from harness.phases import PHASES
+
 from .conftest import only_run_dir, run_harness, write_config
 
 LANGUAGES = ["en", "hi", "ta", "ar", "fr", "de", "ko", "ja"]
@@ -204,3 +206,29 @@ def test_tokenizer_fitness_per_language_next_to_the_scores(tiny_run, tiny_model_
     expected = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     assert fitness["hi"]["tokens"] == expected
     assert "## Tokenizer fitness" in (run_dir / "report.md").read_text()
+
+
+def test_results_have_phases_and_throughput(tiny_run):
+    _, run_dir = tiny_run
+    results = json.loads((run_dir / "results.json").read_text())
+    phases = results["run"]["phases"]
+    assert list(phases) == list(PHASES)
+    assert all(p["seconds"] >= 0 and p["peak_rss_bytes"] > 0 for p in phases.values())
+    assert sum(p["seconds"] for p in phases.values()) <= results["run"]["wall_seconds"] + 1
+
+    model = results["models"]["tiny-qwen2"]
+    speed = model["throughput"]
+    suite = model["suites"]["smoke"]
+    assert suite["work"]["loglikelihood_items"] == 8 * 5  # 8 languages, --limit 5
+    assert suite["work"]["loglikelihood_requests"] == 8 * 5 * 4  # four choices each
+    assert speed["loglikelihood_items"] == 40
+    assert speed["loglikelihood_items_per_second"] == round(40 / speed["loglikelihood_seconds"], 3)
+    assert speed["generation_tokens_per_second"] is None  # no generation task in smoke
+    assert speed["load_seconds"] == model["load_seconds"] and speed["peak_rss_bytes"] > 0
+    assert speed["context_sharing"]["used"] is True
+    assert speed["context_sharing"]["max_relative_difference"] <= 1e-5
+
+    report = (run_dir / "report.md").read_text()
+    assert "### Speed and memory" in report and "| model load |" in report
+    html = (run_dir / "report.html").read_text()
+    assert "generated tokens/s" in html and "data load" in html

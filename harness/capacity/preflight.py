@@ -10,6 +10,10 @@ weights fit but whose full estimate does not is "tight": the KV cache and logits
 batch and on how long the suite's inputs are, so the run goes on with a warning to lower
 `batch_size` if it runs out. GGUF weights are dequantized by transformers on load, so they
 count at the load dtype, not at their file size.
+
+A model spread over several GPUs (`device_map: auto`, or `backend: vllm` with its tensor and
+pipeline parallel sizes) is planned by `harness.capacity.parallel`: the same sums over the GPUs
+it uses, with the layout vLLM would run.
 """
 
 from __future__ import annotations
@@ -64,6 +68,22 @@ class ModelPlan:
     gpus_needed: int | None = None
     """GPUs of the target's kind (or of 80 GiB without a GPU) that would hold the model."""
     note: str = ""
+    backend: str = "hf"
+    devices: int = 1
+    """GPUs the model is spread over: 1, every GPU of the node (`device_map: auto`), or tensor x
+    pipeline parallel size (vllm). The byte counts above are sums over them."""
+    tensor_parallel_size: int | None = None
+    """vLLM's: the config's, or the smallest that fits (a power of two dividing the heads)."""
+    pipeline_parallel_size: int | None = None
+    nodes: int = 1
+    reference_hardware: bool = False
+    """Planned for a reference node of GPUs, because this machine has none: what the model
+    would need, not whether it runs here."""
+    layout_error: str = ""
+    """Why the parallel layout the config asks for cannot run, whatever the memory."""
+    weights_format: str | None = None
+    """The weights' format where it is not `dtype`: the fp8 a checkpoint ships, which vLLM
+    runs as it is."""
 
     @property
     def need_bytes(self) -> int:
@@ -74,15 +94,19 @@ class ModelPlan:
         """Whether the weights can load at all; None when the architecture could not be read."""
         if self.parameters is None:
             return None
+        if self.layout_error:
+            return False
         return self.weights_bytes + self.reserve_bytes <= self.available_bytes
 
     @property
     def verdict(self) -> str:
         if self.fits is None:
             return "unknown"
+        if self.layout_error:
+            return "cannot run"
         if self.fits:
             return "fits" if self.need_bytes <= self.available_bytes else "tight"
-        if self.gpus_needed and self.target.startswith("cuda"):
+        if self.gpus_needed and self.devices == 1 and self.target.startswith("cuda"):
             return f"needs {self.gpus_needed} GPU{'s' if self.gpus_needed != 1 else ''}"
         return "does not fit"
 
@@ -90,23 +114,46 @@ class ModelPlan:
         """One sentence with the numbers, for errors and the report."""
         if self.fits is None:
             return f"model '{self.model}': fit unknown: {self.note}"
+        if self.layout_error:
+            return f"model '{self.model}': {self.layout_error}"
+        if self.backend == "vllm":
+            cache = (
+                f"KV cache {_gib(self.kv_cache_bytes)} for one sequence of {self.context} tokens"
+            )
+        else:
+            cache = (
+                f"KV cache {_gib(self.kv_cache_bytes)} and logits {_gib(self.logits_bytes)} for "
+                f"batch {self.batch} x {self.context} tokens"
+            )
         parts = (
-            f"weights {_gib(self.weights_bytes)} at {self.dtype}, KV cache "
-            f"{_gib(self.kv_cache_bytes)} and logits {_gib(self.logits_bytes)} for batch "
-            f"{self.batch} x {self.context} tokens, reserve {_gib(self.reserve_bytes)}"
+            f"weights {_gib(self.weights_bytes)} at {self.weights_format or self.dtype}, "
+            f"{cache}, reserve {_gib(self.reserve_bytes)}"
         )
         text = (
             f"model '{self.model}' needs {_gib(self.need_bytes)} on {self.target} ({parts}); "
             f"{_gib(self.available_bytes)} is available"
         )
-        if self.verdict == "tight":
+        if self.verdict == "tight" and self.backend == "vllm":
+            text += (
+                "; the weights fit, but not the KV cache of one whole-context sequence: lower "
+                "generation.max_length or raise gpu_memory_utilization"
+            )
+        elif self.verdict == "tight":
             text += "; the weights fit, lower batch_size if long inputs run out of memory"
-        if not self.fits and self.gpus_needed:
+        if not self.fits and self.gpus_needed and self.devices > 1:
+            text += f"; it would need about {self.gpus_needed} GPUs like these" + (
+                ": raise `nodes`"
+                if self.backend == "vllm"
+                else ", more than this node has: run it with `backend: vllm` over several nodes"
+            )
+        elif not self.fits and self.gpus_needed:
             kind = self.target.split(" ", 1)[-1] if self.target.startswith("cuda") else None
             plural = "s" if self.gpus_needed != 1 else ""
             text += f"; it would need {self.gpus_needed} GPU{plural} of " + (
                 kind or f"{REFERENCE_GPU_BYTES // GIB} GiB"
             )
+            if self.gpus_needed > 1:
+                text += " (spread it with `device_map: auto` or `backend: vllm`)"
         return text
 
     def to_dict(self) -> dict:
@@ -134,13 +181,22 @@ def plan_models(
 
 
 def check_fits(plans: list[ModelPlan]) -> None:
-    """Raise `CapacityError` naming every model whose weights cannot load on their device."""
+    """Raise `CapacityError` naming every model whose weights cannot load on their device, or
+    that needs GPUs this machine does not have."""
     refused = [plan for plan in plans if plan.fits is False]
+    reasons = [plan.explain() for plan in refused]
+    for plan in plans:
+        if plan.reference_hardware and plan.fits:
+            refused.append(plan)
+            reasons.append(
+                f"model '{plan.model}' is planned for GPUs ({plan.target}), but torch sees no "
+                "GPU on this machine"
+            )
     if refused:
-        reasons = "\n  ".join(plan.explain() for plan in refused)
         raise CapacityError(
             f"preflight: {len(refused)} model(s) do not fit this machine; nothing was loaded.\n  "
-            f"{reasons}\nUse a smaller dtype, another device or machine, or pass --no-preflight "
+            + "\n  ".join(reasons)
+            + "\nUse a smaller dtype, another device or machine, or pass --no-preflight "
             "to try anyway."
         )
 
@@ -184,6 +240,11 @@ def _plan_one(spec: ModelSpec, hardware: Hardware, source, context: int | None) 
     except (KeyError, TypeError, ValueError) as exc:
         note = f"its config cannot be counted ({type(exc).__name__}: {exc})"
         return ModelPlan(**unknown, config_source=origin, model_type=model_type, note=note)
+    if spec.backend == "vllm" or spec.device_map == "auto":
+        from harness.capacity.parallel import plan_spread
+
+        known = {"config_source": origin, "model_type": model_type, "parameters": parameters}
+        return plan_spread(spec, hardware, config, known, context)
     dtype = spec.dtype if spec.dtype != "auto" else auto_dtype(target, gpu.bf16 if gpu else False)
     context = context or spec.generation.max_length or DEFAULT_CONTEXT
     context = min(context, config.get("max_position_embeddings") or context)

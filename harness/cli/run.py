@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -90,6 +91,7 @@ def run_command(
     from harness.config import load_config
     from harness.offline.isolation import IsolationUnavailable, inside_isolation, rerun_isolated
     from harness.offline.policy import UNAVAILABLE_ENV
+    from harness.phases import process_age
     from harness.runner import run, select, substitute_paths
 
     def work() -> int:
@@ -121,6 +123,7 @@ def run_command(
             say=say,
             show_progress=True,
             preflight=not no_preflight,
+            started_at=time.perf_counter() - (process_age() or 0.0),
         )
         _print_summary(result.data)
         attempts = result.data["offline"]["attempts"]
@@ -159,9 +162,10 @@ def validate_command(config_file: Path, model_paths, data_dir) -> None:
         config = with_data_dir(config, data_dir)
         offline_for_lookups(config.offline.allow_loopback)
         from harness.models import resolve_model_source
+        from harness.models.engines import engine_problems
         from harness.suites import SuiteCatalog
 
-        absent = []
+        absent, unrunnable = [], []
         for spec in config.models:
             try:
                 source = resolve_model_source(spec)
@@ -171,15 +175,26 @@ def validate_command(config_file: Path, model_paths, data_dir) -> None:
                 continue
             size = sum(p.stat().st_size for p in source.weight_files)
             console.print(f"model {spec.id}: {source.describe()} ({size / 2**20:,.0f} MiB)")
+            for problem in engine_problems(spec, source, config_file):
+                unrunnable.append(spec.id)
+                console.print(f"[red]model {spec.id}: cannot run here[/red]: {problem}")
         for info in SuiteCatalog(config.task_paths, config.data_dir).check(config.suites):
             items = f", {info.total_items} items" if info.items else ""
             console.print(f"suite {info.name}: {info.kind}, {len(info.tasks)} task(s){items}")
+        if unrunnable:
+            names = ", ".join(dict.fromkeys(unrunnable))
+            console.print(
+                f"[red]error:[/red] the engine of {names} cannot run here (see above): "
+                "`harness run` would refuse the run."
+            )
         if absent:
             console.print(
                 f"[red]error:[/red] {len(absent)} of {len(config.models)} model(s) are not on "
                 f"this machine ({', '.join(absent)}): `harness run` would skip them. Copy them "
                 "here, or substitute local copies with --model-path ID=PATH."
             )
+            return 2
+        if unrunnable:
             return 2
         console.print(f"[green]{config_file}: valid[/green]")
         return 0
@@ -194,7 +209,7 @@ def validate_command(config_file: Path, model_paths, data_dir) -> None:
     "--context",
     type=click.IntRange(min=1),
     help="Tokens per sequence to plan the KV cache and logits for (default: the model's "
-    "generation.max_length, else 2048).",
+    "generation.max_length, else 2048; for backend vllm, else the model's whole context).",
 )
 def plan_command(config_file: Path, context, model_paths) -> None:
     """Will each model of CONFIG fit this machine? Decided from its config, nothing loaded.
@@ -220,6 +235,11 @@ def plan_command(config_file: Path, context, model_paths) -> None:
         out.print(tables.formats_table(plans))
         for line in tables.plan_notes(plans):
             out.print(line, highlight=False)
+        from harness.models.engines import engine_problems
+
+        for spec in config.models:
+            for problem in engine_problems(spec, config_file=config_file):
+                out.print(f"{spec.id}: {problem}", highlight=False)
         return 0
 
     sys.exit(guarded(work))

@@ -1,4 +1,5 @@
-"""Models: find their files (`resolve`) and load them (`load`)."""
+"""Models: find their files (`resolve`), load them (`load`), and the engine that runs them
+(`engines`: transformers, or vLLM for models spread over many GPUs)."""
 
 from harness.models.load import LoadedModel, load_model
 from harness.models.resolve import ModelSource, resolve_model_source

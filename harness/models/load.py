@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.config import ModelSpec
 from harness.errors import BadInputError, ModelLoadError
+from harness.models.engines import hf_placement, placed_on
 from harness.models.resolve import ModelSource
 
 
@@ -38,6 +39,7 @@ def load_model(spec: ModelSpec, source: ModelSource, converted=None) -> LoadedMo
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = _pick_device(spec, torch)
+    placement = hf_placement(spec, device)
     started = time.perf_counter()
     remote = source.remote_code is not None and spec.trust_remote_code
     common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": remote}
@@ -56,7 +58,6 @@ def load_model(spec: ModelSpec, source: ModelSource, converted=None) -> LoadedMo
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, **common)
         dtype = _pick_dtype(spec, device, source, torch)
-        placement = {"device_map": {"": device}} if device.startswith("cuda") else {}
         model, info = AutoModelForCausalLM.from_pretrained(
             directory, dtype=dtype, output_loading_info=True, **placement, **common
         )
@@ -94,7 +95,7 @@ def load_model(spec: ModelSpec, source: ModelSource, converted=None) -> LoadedMo
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
-        device=device,
+        device=placed_on(model, device),
         dtype=str(model.dtype).removeprefix("torch."),
         load_seconds=time.perf_counter() - started,
         parameters=sum(p.numel() for p in model.parameters()),
@@ -107,10 +108,11 @@ def planned_placement(spec: ModelSpec) -> tuple[str, str]:
     part of a model's identity for the resume cache."""
     import torch
 
-    device = _pick_device(spec, torch)
+    # vLLM places the model on its GPUs itself.
+    device = "cuda" if spec.backend == "vllm" else _pick_device(spec, torch)
     if spec.dtype != "auto":
         return device, spec.dtype
-    bf16 = device != "cpu" and torch.cuda.is_bf16_supported()
+    bf16 = device != "cpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return device, auto_dtype(device, bf16)
 
 

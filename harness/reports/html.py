@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.evaluation import primary_metric
+from harness.reports import speed
 
 _TEMPLATE = Path(__file__).with_name("report.html.j2")
 
@@ -66,6 +67,8 @@ def view(results: dict[str, Any]) -> dict[str, Any]:
             if isinstance(fit, dict)
         ],
         "timings": _timings(results),
+        "speed": speed.model_rows(results),
+        "phases": speed.phase_rows(results),
         "failures": _failures(results),
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.evaluation import primary_metric
+from harness.reports import speed
 
 
 def render_report(results: dict[str, Any]) -> str:
@@ -35,6 +36,7 @@ def render_report(results: dict[str, Any]) -> str:
     lines += _tokenizer_table(results["models"])
     lines += ["## Models", ""]
     lines += _model_table(results)
+    lines += _speed(results)
     lines += _preflight(results.get("preflight"))
     lines += ["## Environment", ""]
     lines += _environment(results["environment"])
@@ -248,6 +250,34 @@ def _generation_table(models: dict) -> list[str]:
             )
         )
     lines.append("")
+    return lines
+
+
+def _speed(results: dict) -> list[str]:
+    models, phases = speed.model_rows(results), speed.phase_rows(results)
+    if not (models or phases):
+        return []
+    lines = ["### Speed and memory", ""]
+    if models:
+        lines += [
+            "Multiple-choice items per second and generated tokens per second count the work "
+            "done in this run (not suites taken from the cache).",
+            "",
+            _row(["model", "load", "loaded from", "multiple-choice items/s", "generated tokens/s",
+                  "peak memory", "shared contexts"]),
+            _row(["---"] * 7),
+        ]  # fmt: skip
+        for r in models:
+            lines.append(
+                _row([r["model"], _seconds(r["load_seconds"]), r["loaded_from"] or "—",
+                      _number(r["items_per_second"]), _number(r["tokens_per_second"]),
+                      r["peak_memory"], r["context_sharing"]])
+            )  # fmt: skip
+        lines.append("")
+    if phases:
+        lines += [_row(["phase", "wall time", "peak memory"]), _row(["---"] * 3)]
+        lines += [_row([p["phase"], _seconds(p["seconds"]), p["peak_memory"]]) for p in phases]
+        lines.append("")
     return lines
 
 
