@@ -175,6 +175,9 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
         self.think_budget = think_budget if think_tags else 0
         self.generations: dict[tuple[str, int], list[Generation]] = defaultdict(list)
         self._store = None
+        self.work: dict[str, float] = defaultdict(float)
+        """Work done, not taken from lm-eval's request cache: loglikelihood requests and their
+        seconds (`SharedPrefixLoglikelihood`), generated tokens and their seconds."""
         if generation_store is not None:
             from sqlitedict import SqliteDict
 
@@ -206,9 +209,8 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
                 batch = order[start : start + self.batch_size]
                 began = time.perf_counter()
                 results = self._generate_batch([contexts[i] for i in batch], settings)
-                work = self.__dict__.setdefault("work", defaultdict(float))
-                work["generation_seconds"] += time.perf_counter() - began
-                work["generated_tokens"] += sum(g.tokens for g in results)
+                self.work["generation_seconds"] += time.perf_counter() - began
+                self.work["generated_tokens"] += sum(g.tokens for g in results)
                 for i, generation in zip(batch, results, strict=True):
                     answers[i] = generation.answer
                     request = requests[i]

@@ -25,7 +25,6 @@ each model against lm-eval's code before trusting this one.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -123,13 +122,11 @@ class SharedPrefixScorer:
         last_logits, cache = self.forward_context(ids.to(self.device), lengths)
 
         rows = [(g_row, index) for g_row, group in enumerate(batch) for index in group.members]
-        per_chunk = max(1, budget // (width + self._longest_continuation(requests, rows)))
+        longest_continuation = max(len(requests[index][2]) for _, index in rows)
+        per_chunk = max(1, budget // (width + longest_continuation))
         for start in range(0, len(rows), per_chunk):
             chunk = rows[start : start + per_chunk]
             yield from self._score_rows(requests, chunk, last_logits, cache, lengths, width)
-
-    def _longest_continuation(self, requests, rows) -> int:
-        return max(len(requests[index][2]) for _, index in rows)
 
     def _score_rows(self, requests, chunk, last_logits, cache, lengths, width):
         import torch
@@ -223,15 +220,16 @@ class SharedPrefixLoglikelihood:
 
     share_prefix: bool = True
     prefix_sharing: dict | None = None
+    work: dict[str, float]
+    """Counters the subclass creates (`ReasoningAwareHFLM.work`)."""
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         started = time.perf_counter()
         try:
             return self._score_requests(requests, disable_tqdm, override_bs)
         finally:
-            work = self.__dict__.setdefault("work", defaultdict(float))
-            work["loglikelihood_requests"] += len(requests)
-            work["loglikelihood_seconds"] += time.perf_counter() - started
+            self.work["loglikelihood_requests"] += len(requests)
+            self.work["loglikelihood_seconds"] += time.perf_counter() - started
 
     def _score_requests(self, requests, disable_tqdm: bool, override_bs):
         own = super()._loglikelihood_tokens  # type: ignore[misc]
