@@ -188,6 +188,12 @@ class OfflinePolicy(_Strict):
     """With `mode: isolate`, go on without a namespace where the OS cannot make one (the report
     says so) instead of refusing to start."""
 
+    sandbox: bool = True
+    """Score each model in a sandboxed worker process (namespaces, seccomp, a read-only view
+    of its inputs), with the network evidence gathered from outside it. `false` is a weaker
+    mode: the evaluated code runs inside harness's own process, guarded only from inside it;
+    every report says so in its first lines. See docs/security.md."""
+
     set_env: bool = True
     """Set HF_HUB_OFFLINE and the other offline variables before any library loads. Turning it
     off leaves the guard as the only barrier; useful only to test the guard."""

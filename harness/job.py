@@ -15,7 +15,7 @@ from typing import Any
 from harness.config import ModelSpec, RunConfig
 from harness.digests import hash_files
 from harness.phases import PhaseClock
-from harness.reports.files import write_json_atomic, write_text_atomic
+from harness.reports.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 
 @dataclass
@@ -45,18 +45,33 @@ class RunResult:
         return 1 if self.failures else 0
 
 
+class GuardEvidence:
+    """The evidence of an unsandboxed run: what this process's own guard recorded."""
+
+    def __init__(self, guard) -> None:
+        self.guard = guard
+        self.first = len(guard.records)
+
+    def attempts(self) -> list[dict]:
+        records = [r.to_dict() for r in self.guard.records[self.first :]]
+        return records + self.guard.child_records()
+
+    def close(self) -> None:
+        if self.guard.sink is not None:
+            self.guard.sink.unlink(missing_ok=True)  # its records are in results.json now
+
+
 class Job:
     """One run in progress: its results document, and the writing of it after every step."""
 
     def __init__(
-        self, config: RunConfig, guard, task_manager, say: Callable[[str], None], show_progress
+        self, config: RunConfig, evidence, task_manager, say: Callable[[str], None], show_progress
     ) -> None:
         self.config = config
         self.task_manager = task_manager
         self.say = say
         self.show_progress = show_progress
-        self.guard = guard
-        self.first_record = len(self.guard.records)
+        self.evidence = evidence
         self.clock = time.perf_counter()
         self.phases = PhaseClock()
         self.data: dict[str, Any] = {}
@@ -107,8 +122,7 @@ class Job:
 
     def save(self) -> None:
         """Rewrite results.json with everything known now, attempts included."""
-        records = [r.to_dict() for r in self.guard.records[self.first_record :]]
-        self.data["offline"]["attempts"] = records + self.guard.child_records()
+        self.data["offline"]["attempts"] = self.evidence.attempts()
         self.data["offline"]["files"] = attested_files(self.data)
         self.data["run"]["phases"] = self.phases.to_dict()
         write_json_atomic(self.run_dir / "results.json", self.data)
@@ -128,8 +142,6 @@ class Job:
         interrupted = self.data["status"] == "interrupted"
         self.data["exit_code"] = 130 if interrupted else self.result.exit_code
         self.save()
-        if self.guard.sink is not None:
-            self.guard.sink.unlink(missing_ok=True)  # its records are in results.json now
         from harness.history import record_run
 
         with self.phases.phase("report"):
@@ -155,6 +167,10 @@ class Job:
             "checks": [c.to_dict() for c in checks],
         }
 
+    def write_samples(self, relative: Path, rows: list[dict]) -> None:
+        """Write one task's per-sample log under the run directory."""
+        write_jsonl_atomic(self.run_dir / relative, rows)
+
     def fail(self, where: str, message: str) -> None:
         self.result.failures.append(f"{where}: {message}")
 
@@ -165,10 +181,17 @@ class Job:
         self.save()
 
     def run_model(self, spec: ModelSpec, source) -> None:
-        """Fingerprint, load and score one model on every suite (`harness.scoring`)."""
+        """Fingerprint, load and score one model on every suite (`harness.scoring`): in a
+        sandboxed worker, or in this process when the config turned the sandbox off."""
         from harness.scoring import ModelScoring
 
-        ModelScoring(self).run_model(spec, source)
+        scoring = ModelScoring(self)
+        if not self.config.offline.sandbox:
+            scoring.run_model(spec, source)
+            return
+        from harness.sandbox.supervise import score_in_sandbox
+
+        score_in_sandbox(self, scoring, spec, source, scoring.fingerprint(spec, source))
 
 
 def attested_files(data: dict) -> dict[str, list[dict]]:

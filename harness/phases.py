@@ -98,5 +98,16 @@ class PhaseClock:
                 if seen is not None:
                     seen[key] = max(seen.get(key, 0), value)
 
+    def merge(self, other: dict[str, dict[str, float]]) -> None:
+        """Add another process's phases (a worker's) to these: seconds add up, peaks are the
+        highest."""
+        for name, measured in other.items():
+            entry = self.phases.setdefault(name, {"seconds": 0.0})
+            for key, value in measured.items():
+                if key == "seconds":
+                    entry["seconds"] = round(float(entry["seconds"]) + float(value), 3)
+                else:
+                    entry[key] = max(int(entry.get(key, 0)), int(value))
+
     def to_dict(self) -> dict:
         return {name: dict(self.phases[name]) for name in PHASES if name in self.phases}

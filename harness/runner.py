@@ -9,14 +9,16 @@ progress is `harness.job.Job`; one model's scoring is `harness.scoring.ModelScor
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from harness.config import ModelSpec, RunConfig
 from harness.errors import ConfigError, ModelNotFoundError
-from harness.job import Job, RunResult
+from harness.job import GuardEvidence, Job, RunResult
 from harness.offline.policy import go_offline
 
 __all__ = ["RunResult", "run", "select", "substitute_paths"]
@@ -97,12 +99,53 @@ def run(
     `started_at` (a `time.perf_counter()` value) is when the work began, for the start-up phase
     in results.json; the command line passes its process's start. Default: this call.
     """
+    started_at = time.perf_counter() if started_at is None else started_at
+    with _offline(config.offline) as (evidence, offline):
+        return _run(config, evidence, offline, config_file, output_dir, say, show_progress,
+                    preflight, started_at)  # fmt: skip
+
+
+@contextmanager
+def _offline(policy):
+    """(evidence, offline facts) for the run. Sandboxed: the evidence is the supervisor's,
+    and this process only sets the offline variables for the run's duration. Unsandboxed
+    (`offline.sandbox: false`): this process goes offline for good (`go_offline`)."""
+    if not policy.sandbox:
+        guard, offline = go_offline(policy)
+        offline["sandbox"] = {
+            "enforced": False,
+            "reason": "offline.sandbox is false: the evaluated code ran inside harness's own "
+            "process, guarded only from inside it",
+        }
+        evidence = GuardEvidence(guard)
+        try:
+            yield evidence, offline
+        finally:
+            evidence.close()
+        return
+    from harness.offline.settings import OFFLINE_ENV, refuse_online_settings
+    from harness.sandbox import Evidence, sandbox_facts
+
+    if policy.set_env:
+        refuse_online_settings()
+    saved = {name: os.environ.get(name) for name in OFFLINE_ENV}
+    os.environ.update(OFFLINE_ENV)
+    try:
+        yield Evidence(), sandbox_facts(policy)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run(config, evidence, offline, config_file, output_dir, say, show_progress, preflight,
+         started_at) -> RunResult:  # fmt: skip
     from harness.models.engines import check_engines
     from harness.suites import SuiteCatalog
     from harness.suites.sources import redirect_to_local_copies
 
-    started_at = time.perf_counter() if started_at is None else started_at
-    guard, offline = go_offline(config.offline)
     root = output_dir or config.output_dir
     baseline = _baseline(config, root, say)
     say("checking suites and models")
@@ -115,7 +158,7 @@ def run(
     check_engines(present.models, sources, config_file)
     plans = _preflight(present, sources, say, enforce=preflight)
 
-    job = Job(config, guard, catalog.manager_for(config.suites), say, show_progress)
+    job = Job(config, evidence, catalog.manager_for(config.suites), say, show_progress)
     job.baseline = baseline
     job.start(root, config_file, suites, offline)
     job.phases.add("startup", time.perf_counter() - started_at)

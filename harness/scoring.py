@@ -16,7 +16,6 @@ from typing import Any
 from harness.config import ModelSpec
 from harness.digests import hash_files
 from harness.errors import HarnessError
-from harness.reports.files import write_jsonl_atomic
 
 log = logging.getLogger("harness")
 
@@ -31,9 +30,9 @@ class ModelScoring:
         self.show_progress = job.show_progress
         self.data = job.data
         self.root = job.root
-        self.run_dir = job.run_dir
         self.fail = job.fail
         self.save = job.save
+        self.write_samples = job.write_samples
         self.phases = job.phases
         self.peaks: dict[str, int] = {}
         """The highest memory peaks of this model's phases (`harness.phases`)."""
@@ -41,14 +40,12 @@ class ModelScoring:
         self.fingerprints: dict[str, str] = {}
 
     def run_model(self, spec: ModelSpec, source) -> None:
-        """Fingerprint, load and score one model on every suite; failures are recorded.
+        """Fingerprint, load and score one model on every suite in this process (the weaker,
+        unsandboxed mode; the sandboxed run splits these between supervisor and worker)."""
+        self.score(spec, source, self.fingerprint(spec, source))
 
-        With the cache on, suites this model identity already finished are taken from it, and
-        the model is loaded only if one is left."""
-        from harness.evaluation import make_lm
-        from harness.models import load_model
-        from harness.models.load import load_tokenizer, planned_placement
-
+    def fingerprint(self, spec: ModelSpec, source) -> dict:
+        """The model's entry in the results: where it is, and the sha256 of its weights."""
         entry: dict[str, Any] = {"status": "running", "suites": {}}
         self.data["models"][spec.id] = entry
         entry["identity"] = {
@@ -73,7 +70,19 @@ class ModelScoring:
         entry["identity"]["weight_files"] = [w.to_dict() for w in weights]
         entry["hash_seconds"] = round(time.perf_counter() - started, 3)
         self.save()
+        return entry
 
+    def score(self, spec: ModelSpec, source, entry: dict) -> None:
+        """Load the model (unless the cache has every suite) and score it on every suite;
+        failures are recorded in `entry`.
+
+        With the cache on, suites this model identity already finished are taken from it, and
+        the model is loaded only if one is left."""
+        from harness.evaluation import make_lm
+        from harness.models import load_model
+        from harness.models.load import load_tokenizer, planned_placement
+
+        self.data["models"][spec.id] = entry
         lm = loaded = tokenizer = None
         self.scored_items: list[tuple[str, dict]] = []
         try:
@@ -137,6 +146,22 @@ class ModelScoring:
             gc.collect()
             _free_accelerator_memory()
 
+    def worker_cache_dirs(self, spec: ModelSpec, source, entry: dict) -> list[Path]:
+        """The directories a sandboxed worker may write besides its scratch: this model
+        identity's result cache and its GGUF conversion, nothing shared with other models."""
+        from harness.models.load import planned_placement
+
+        device, dtype = planned_placement(spec)
+        dirs = []
+        cache = self.open_cache(spec, dict(entry), device, dtype)
+        if cache is not None:
+            dirs.append(cache.directory)
+        converted = self.converted_gguf(source, entry, dtype)
+        if converted is not None:
+            converted.holder.mkdir(parents=True, exist_ok=True)
+            dirs.append(converted.holder)
+        return dirs
+
     def converted_gguf(self, source, entry: dict, dtype: str):
         """Where a GGUF model's dequantized weights are kept: beside the results, whether or not
         the result cache is on (the copy is checked against its sha256 on every load)."""
@@ -178,7 +203,7 @@ class ModelScoring:
         languages = self.data["suites"].get(suite, {}).get("languages", {})
         for task, rows in kept["samples"].items():
             relative = Path("samples") / spec.id / f"{task}.jsonl"
-            write_jsonl_atomic(self.run_dir / relative, rows)
+            self.write_samples(relative, rows)
             self.scored_items += [(languages.get(task, "und"), row) for row in rows]
         self.data["models"][spec.id]["cache"]["reused"].append(suite)
         return kept["entry"]
@@ -237,7 +262,7 @@ class ModelScoring:
                 relative = Path("samples") / spec.id / f"{task}.jsonl"
                 made = getattr(lm, "generations_for", None)
                 rows = sample_records(task, samples, types.get(task, ""), made)
-                write_jsonl_atomic(self.run_dir / relative, rows)
+                self.write_samples(relative, rows)
                 self.scored_items += [(languages.get(task, "und"), row) for row in rows]
                 tasks.setdefault(task, {})["samples_file"] = str(relative)
                 if summary := generation_summary(rows):

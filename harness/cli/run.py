@@ -107,7 +107,11 @@ def run_command(
             mode = "isolate" if isolate else "audit"
             policy = config.offline.model_copy(update={"mode": mode})
             config = config.model_copy(update={"offline": policy})
-        if config.offline.mode == "isolate" and not inside_isolation():
+        if (
+            config.offline.mode == "isolate"
+            and not config.offline.sandbox  # the sandbox has a namespace of its own per worker
+            and not inside_isolation()
+        ):
             try:
                 return rerun_isolated(sys.argv[1:])
             except IsolationUnavailable as exc:

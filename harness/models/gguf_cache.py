@@ -39,7 +39,9 @@ class ConvertedGGUF:
         import transformers
 
         name = f"{gguf_sha256[:32]}-{dtype}-transformers{transformers.__version__}"
-        self.directory = root / name
+        self.holder = root / name
+        """The one directory the conversion writes in (a sandboxed worker may write only it)."""
+        self.directory = self.holder / "copy"
         self.gguf_sha256 = gguf_sha256
 
     def ready(self) -> bool:
@@ -70,10 +72,10 @@ class ConvertedGGUF:
 
         from harness.digests import hash_files
 
-        temporary = self.directory.with_name(f".{self.directory.name}.{os.getpid()}.tmp")
+        temporary = self.holder / f".copy.{os.getpid()}.tmp"
         try:
             shutil.rmtree(temporary, ignore_errors=True)
-            temporary.mkdir(parents=True)
+            temporary.mkdir(parents=True)  # holder included
             config = model.config.to_dict()
             config.pop("quantization_config", None)
             (temporary / "config.json").write_text(json.dumps(config, indent=2), "utf-8")

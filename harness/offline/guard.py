@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 SINK_ENV = "HARNESS_EGRESS_LOG"
 LOOPBACK_ENV = "HARNESS_GUARD_ALLOW_LOOPBACK"
+WITNESS_ENV = "HARNESS_GUARD_WITNESS_ONLY"
 CHILD_SITE = Path(__file__).resolve().parent / "child"
 
 # Programs whose purpose is to reach other hosts; git and pip only for their network verbs.
@@ -86,6 +87,11 @@ class NetworkGuard:
     def __init__(self, *, allow_loopback: bool = True, sink: Path | None = None) -> None:
         self.allow_loopback = allow_loopback
         self.sink = sink
+        self.block = True
+        """False in a sandboxed worker: the hook only witnesses (adds the Python frames) and
+        lets the call reach the kernel, where the sandbox stops it and the supervisor sees it."""
+        self.on_record = None
+        """Called with each record made in this process, as soon as it is made."""
         self.owner_pid = os.getpid()
         self._records: list[EgressRecord] = []
         self._lock = threading.Lock()
@@ -128,6 +134,8 @@ class NetworkGuard:
             return
         if not getattr(self._quiet, "on", False):
             self._record(event, host, port, command, sys._getframe(1))
+        if not self.block:
+            return
         raise EgressBlocked(
             f"harness network guard: {event} to {host}{f':{port}' if port else ''} blocked "
             "(this run is offline)"
@@ -181,8 +189,8 @@ class NetworkGuard:
             return True  # a lookup of the wildcard address: nothing is resolved or reached
         if not self.allow_loopback:
             return False
-        if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-            return True
+        if host.lower() == "localhost":
+            return True  # `*.localhost` is a name like any other: the resolver decides
         try:
             return ipaddress.ip_address(host.split("%")[0]).is_loopback
         except ValueError:
@@ -212,7 +220,10 @@ class NetworkGuard:
             stack=stack[:24],
             pid=os.getpid(),
             command=command,
+            blocked=self.block,
         )
+        if self.on_record is not None and os.getpid() == self.owner_pid:
+            self.on_record(record)
         if os.getpid() == self.owner_pid:
             with self._lock:
                 self._records.append(record)
@@ -241,6 +252,7 @@ def guard_children(guard: NetworkGuard) -> None:
         return
     os.environ[SINK_ENV] = str(guard.sink)
     os.environ[LOOPBACK_ENV] = "1" if guard.allow_loopback else "0"
+    os.environ[WITNESS_ENV] = "0" if guard.block else "1"
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(CHILD_SITE) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(CHILD_SITE), *paths])
@@ -252,6 +264,7 @@ def install_guard_from_env() -> NetworkGuard | None:
     if not sink:
         return None
     guard = install_guard(allow_loopback=os.environ.get(LOOPBACK_ENV) != "0", sink=Path(sink))
+    guard.block = os.environ.get(WITNESS_ENV) != "1"
     guard.owner_pid = -1  # every record of a child goes to the sink, for the parent to read
     return guard
 

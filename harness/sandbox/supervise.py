@@ -1,0 +1,220 @@
+"""The supervisor's side of a sandboxed model: lay out what the worker may see, start it,
+watch it from outside, and turn its messages into the run's results.
+
+The supervisor hashes the inputs before the worker starts and keeps its own copy of the
+model's identity: what the worker reports about itself never replaces it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.digests import hash_files
+from harness.sandbox.bwrap import Layout, Sandboxed, gpu_devices, python_paths
+from harness.sandbox.evidence import Evidence
+from harness.sandbox.filter import NotifyListener
+from harness.sandbox.messages import (
+    Done,
+    Entry,
+    Failure,
+    Phases,
+    Samples,
+    Say,
+    Witness,
+    WorkerTask,
+    read_messages,
+)
+from harness.sandbox.netcapture import RESOLVER, Capture
+
+WORKER_ENV_DROP = ("HARNESS_EGRESS_LOG", "HARNESS_ISOLATED", "PYTHONSTARTUP")
+
+
+def start_observed(
+    command: list[str], layout: Layout, scratch: Path, evidence: Evidence, model: str,
+    keep_fds: tuple[int, ...] = (),
+) -> tuple[Sandboxed, NotifyListener, Capture | None]:  # fmt: skip
+    """Start `command` in the sandbox with the filter's listener and the capture device
+    serving `evidence`, and let it run."""
+    resolv = scratch / ".resolv.conf"
+    resolv.write_text(f"nameserver {RESOLVER}\noptions timeout:1 attempts:1\n", encoding="utf-8")
+    layout.files.setdefault("/etc/resolv.conf", resolv)
+    sandboxed = Sandboxed(command, layout, worker_env(scratch), scratch, keep_fds)
+    listener = NotifyListener(
+        sandboxed.filter_fd, lambda call, what: evidence.refused(model, call.pid, what)
+    ).start()
+    capture = None
+    if sandboxed.capture_fd is not None:
+        capture = Capture(
+            sandboxed.capture_fd, sandboxed.pid, lambda flow: evidence.flow(model, flow)
+        ).start()
+    evidence.capture_layer(sandboxed.capture_problem)
+    sandboxed.release()
+    return sandboxed, listener, capture
+
+
+def worker_env(scratch: Path) -> dict[str, str]:
+    """The worker's environment: the supervisor's, offline, with every cache in scratch."""
+    from harness.offline.settings import OFFLINE_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in WORKER_ENV_DROP}
+    env.update(OFFLINE_ENV)
+    env.update(
+        HOME=str(scratch),
+        TMPDIR=str(scratch / "tmp"),
+        XDG_CACHE_HOME=str(scratch / "cache"),
+        TRITON_CACHE_DIR=str(scratch / "cache" / "triton"),
+        TORCHINDUCTOR_CACHE_DIR=str(scratch / "cache" / "inductor"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    (scratch / "tmp").mkdir(exist_ok=True)
+    return env
+
+
+def model_paths(source) -> list[Path]:
+    """The files of one model the worker may read."""
+    paths = [source.directory]
+    if source.kind == "hf-cache":
+        paths.append(source.directory.parents[1])  # the repo: blobs/ and snapshots/
+    return paths
+
+
+def data_paths(job) -> list[Path]:
+    """Task directories and data the worker may read: the suites' files, `data_dir`, the
+    Hugging Face hub and datasets caches (read-only)."""
+    from harness.suites import SuiteCatalog
+
+    paths = [Path(d) for d in SuiteCatalog(job.config.task_paths, None).directories]
+    if job.config.data_dir is not None:
+        paths.append(job.config.data_dir)
+    for suite in job.data["suites"].values():
+        paths += [Path(f["path"]) for f in suite.get("data_files", [])]
+    try:
+        from huggingface_hub import constants
+
+        paths.append(Path(constants.HF_HUB_CACHE))
+    except ImportError:
+        pass
+    datasets_cache = os.environ.get("HF_DATASETS_CACHE")
+    paths.append(
+        Path(datasets_cache)
+        if datasets_cache
+        else Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "datasets"
+    )
+    return paths
+
+
+def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
+    """Score one model in a sandboxed worker; its results land in `job` as they come."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"harness-worker-{spec.id}-"))
+    identity = dict(entry["identity"])
+    writable = [scratch, *scoring.worker_cache_dirs(spec, source, entry)]
+    layout = Layout(
+        read_only=[Path("/usr"), Path("/etc"), *python_paths(), *model_paths(source),
+                   *data_paths(job)],
+        writable=writable,
+        devices=gpu_devices(),
+    )  # fmt: skip
+    task = WorkerTask(
+        config=job.config.model_dump(mode="json"),
+        model_id=spec.id,
+        source={
+            **{k: v for k, v in vars(source).items() if k not in ("directory", "weight_files")},
+            "directory": str(source.directory),
+            "weight_files": [str(p) for p in source.weight_files],
+        },
+        entry=entry,
+        suites=job.data["suites"],
+        preflight=job.data.get("preflight", {}).get("models", {}).get(spec.id),
+        root=str(job.root),
+    )
+    task_file = scratch / ".task.json"
+    task_file.write_text(task.model_dump_json(), encoding="utf-8")
+    read_end, write_end = os.pipe()
+    sandboxed = listener = capture = None
+    done = False
+    try:
+        sandboxed, listener, capture = start_observed(
+            [sys.executable, "-m", "harness.worker", str(task_file), str(write_end)],
+            layout, scratch, job.evidence, spec.id, keep_fds=(write_end,),
+        )  # fmt: skip
+        os.close(write_end)
+        write_end = None
+        try:
+            for message in read_messages(read_end):
+                done = _apply(job, spec, identity, message) or done
+        except ValueError as exc:
+            job.fail(spec.id, f"the worker sent a malformed message ({exc}); stopped")
+            sandboxed.popen.kill()
+        code = sandboxed.popen.wait()
+    except KeyboardInterrupt:
+        if sandboxed is not None:
+            sandboxed.popen.kill()
+        entry = job.data["models"].get(spec.id, entry)
+        entry["status"] = "interrupted"
+        raise
+    finally:
+        if write_end is not None:
+            os.close(write_end)
+        time.sleep(0.1)  # the last packets and calls of a dying worker
+        for watcher in (listener, capture):
+            if watcher is not None:
+                watcher.stop()
+        job.evidence.child_witnesses(spec.id, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+    entry = job.data["models"][spec.id]
+    if not done:
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        message = f"the worker stopped before finishing ({how}); see run.log"
+        if entry.get("status") in (None, "running"):
+            entry.update(status="failed", error=message)
+        job.fail(spec.id, message)
+    job.save()
+
+
+def _apply(job, spec, identity: dict, message) -> bool:
+    """Take one worker message into the run; True for the last one."""
+    if isinstance(message, Say):
+        job.say(message.text)
+    elif isinstance(message, Witness):
+        job.evidence.witness(spec.id, message.record)
+    elif isinstance(message, Entry):
+        entry = dict(message.entry)
+        entry["identity"] = identity  # the supervisor's hashes, never the worker's word
+        if entry.get("converted_from"):
+            entry["converted_from"] = _rehash(entry["converted_from"])
+        job.data["models"][spec.id] = entry
+        job.save()
+    elif isinstance(message, Samples):
+        if Path(message.path).parts[1] != spec.id:
+            raise ValueError(f"samples for another model: {message.path}")
+        job.write_samples(Path(message.path), message.rows)
+    elif isinstance(message, Failure):
+        job.fail(message.where, message.message)
+    elif isinstance(message, Phases):
+        job.phases.merge(message.phases)
+    elif isinstance(message, Done):
+        return True
+    return False
+
+
+def _rehash(converted: dict) -> dict:
+    """The converted GGUF copy as the supervisor hashes it (the worker wrote it)."""
+    path = Path(converted.get("path", ""))
+    if not path.is_file():
+        return {**converted, "sha256": None, "note": "not found by the supervisor"}
+    [digest] = hash_files([path])
+    return {**converted, **digest.to_dict()}
+
+
+def bwrap_version() -> str | None:
+    try:
+        done = subprocess.run(["bwrap", "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
