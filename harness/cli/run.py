@@ -129,6 +129,10 @@ def run_command(
             preflight=not no_preflight,
             started_at=time.perf_counter() - (process_age() or 0.0),
         )
+        from harness.reports.markdown import sandbox_warning
+
+        if warning := sandbox_warning(result.data):
+            console.print(f"[red]{warning}[/red]", highlight=False)
         _print_summary(result.data)
         attempts = result.data["offline"]["attempts"]
         console.print(

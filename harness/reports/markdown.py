@@ -13,6 +13,8 @@ def render_report(results: dict[str, Any]) -> str:
     """The Markdown report for a results.json document."""
     run = results["run"]
     lines = [f"# Run `{run['name']}`", ""]
+    if warning := sandbox_warning(results):
+        lines += [f"> **{warning}**", ""]
     if results["config"].get("description"):
         lines += [results["config"]["description"].strip(), ""]
     lines += [
@@ -429,6 +431,7 @@ def _attestation(offline: dict) -> list[str]:
     lines = [
         f"- Policy: **{policy.get('mode', '?')}** (loopback "
         f"{'allowed' if policy.get('allow_loopback') else 'forbidden'} by the guard)",
+        f"- Sandbox: {_sandbox_text(offline.get('sandbox') or {})}",
         f"- Isolation: {_isolation_text(isolation)}",
         f"- Kernel layer: {_kernel_text(kernel)}",
         f"- Network guard: Python audit hook, "
@@ -445,14 +448,17 @@ def _attestation(offline: dict) -> list[str]:
     lines += [f"- Network attempts during the run: **{len(attempts)}**", ""]
     if attempts:
         lines += [
-            _row(["time", "pid", "event", "target", "package", "origin", "blocked"]),
-            _row(["---"] * 7),
-        ]
+            _row(["time", "seen by", "pid", "program", "event", "target", "package", "origin",
+                  "blocked"]),
+            _row(["---"] * 9),
+        ]  # fmt: skip
         for a in attempts:
             target = f"{a['host']}:{a['port']}" if a.get("port") else a["host"]
             lines.append(
-                _row([a["time"], a.get("pid", ""), a["event"], f"`{target}`", a["package"],
-                      f"`{a['origin']}`", "yes" if a.get("blocked") else "no"])
+                _row([a["time"], a.get("seen_by", "in-process guard"), a.get("pid", ""),
+                      f"`{a.get('executable') or ''}`", a["event"], f"`{target}`",
+                      a.get("package") or "", f"`{a.get('origin') or ''}`",
+                      "yes" if a.get("blocked") else "no"])
             )  # fmt: skip
         lines.append("")
     else:
@@ -471,6 +477,32 @@ def _attestation(offline: dict) -> list[str]:
         ]
         lines += ["", "`harness attest <this directory>` re-checks these hashes.", ""]
     return lines
+
+
+def _sandbox_text(sandbox: dict) -> str:
+    if not sandbox.get("enforced"):
+        return f"**NONE** ({sandbox.get('reason', 'not recorded')})"
+    test = sandbox.get("self_test") or {}
+    capture = sandbox.get("capture") or {}
+    parts = [
+        f"{sandbox.get('tool') or 'bubblewrap'}: {', '.join(sandbox.get('namespaces', []))} "
+        f"namespaces; capabilities {sandbox.get('capabilities', '?')}",
+        "evidence from outside: seccomp filter answered by the supervisor; capture device "
+        + ("on" if capture.get("enabled") else f"MISSING ({capture.get('reason')})"),
+        f"self-test {'passed' if test.get('passed') else 'FAILED'}",
+    ]
+    return "; ".join(parts)
+
+
+def sandbox_warning(results: dict) -> str | None:
+    """The first-lines label of a run whose evaluated code was not sandboxed."""
+    sandbox = (results.get("offline") or {}).get("sandbox") or {}
+    if sandbox.get("enforced"):
+        return None
+    return (
+        "NOT SANDBOXED: the evaluated code ran inside harness's own process "
+        "(offline.sandbox: false); the offline evidence comes from inside that process only."
+    )
 
 
 def _isolation_text(isolation: dict) -> str:

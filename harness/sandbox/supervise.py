@@ -68,6 +68,7 @@ def worker_env(scratch: Path) -> dict[str, str]:
         HOME=str(scratch),
         TMPDIR=str(scratch / "tmp"),
         XDG_CACHE_HOME=str(scratch / "cache"),
+        HF_MODULES_CACHE=str(scratch / "cache" / "hf-modules"),
         TRITON_CACHE_DIR=str(scratch / "cache" / "triton"),
         TORCHINDUCTOR_CACHE_DIR=str(scratch / "cache" / "inductor"),
         PYTHONDONTWRITEBYTECODE="1",
