@@ -40,7 +40,8 @@ def config_without_offline_env(tmp_path, tiny_model_dir, mode: str):
             "name": "guarded",
             "models": [{"id": "tiny", "path": str(tiny_model_dir), "device": "cpu"}],
             "suites": ["smoke_en"],
-            "offline": {"mode": mode, "set_env": False},
+            # The weaker in-process mode, whose own guard these tests are about.
+            "offline": {"mode": mode, "set_env": False, "sandbox": False},
         },
     )
 
@@ -107,10 +108,12 @@ def test_default_run_is_attested_offline(tmp_path, tiny_model_dir, canary):
     ]
     assert offline["attempts"] == []
     assert offline["policy"]["mode"] == "strict"
-    assert offline["guard"]["self_test"] == {"passed": True, "method": "loopback canary"}
-    if sys.platform == "linux":
-        assert offline["kernel"]["enforced"] is True, offline["kernel"]
-    assert offline["isolation"]["isolated"] is False
+    # The sandbox is the default: its self-test saw a probe's connection and refusal.
+    sandbox = offline["sandbox"]
+    assert sandbox["enforced"] is True and sandbox["self_test"]["passed"] is True, sandbox
+    assert sandbox["self_test"]["connection_seen"] and sandbox["self_test"]["refusal_seen"]
+    assert offline["kernel"]["enforced"] is True, offline["kernel"]
+    assert offline["isolation"]["isolated"] is True
     assert {f["model"] for f in offline["files"]["weights"]} == {"t"}
     assert offline["files"]["data"][0]["path"].endswith("en.jsonl")
     assert canary.connections == 0
@@ -118,10 +121,12 @@ def test_default_run_is_attested_offline(tmp_path, tiny_model_dir, canary):
 
 @pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare (util-linux)")
 def test_isolate_runs_in_a_namespace_with_only_loopback(tmp_path, tiny_model_dir, canary):
+    # --isolate re-executes the whole run in a namespace: the in-process mode's isolation.
     config = write_config(
         tmp_path,
-        {"name": "x", "models": [{"id": "t", "path": str(tiny_model_dir)}], "suites": ["smoke_en"]},
-    )
+        {"name": "x", "models": [{"id": "t", "path": str(tiny_model_dir)}],
+         "suites": ["smoke_en"], "offline": {"sandbox": False}},
+    )  # fmt: skip
     env = {**os.environ, **canary.env}
     proc = harness_run(tmp_path, config, "--isolate", env=env, namespace=False)
     if proc.returncode == 2 and "does not allow a private network namespace" in proc.stderr:
@@ -141,7 +146,7 @@ def test_isolate_runs_in_a_namespace_with_only_loopback(tmp_path, tiny_model_dir
 @pytest.mark.parametrize("fallback", [False, True])
 def test_isolation_unavailable(tmp_path, tiny_model_dir, fallback):
     # With no `unshare` on PATH the OS cannot isolate the run: refuse, unless told to fall back.
-    offline = {"mode": "isolate", "isolation_fallback": fallback}
+    offline = {"mode": "isolate", "isolation_fallback": fallback, "sandbox": False}
     config = write_config(
         tmp_path,
         {"name": "x", "models": [{"id": "t", "path": str(tiny_model_dir)}],
@@ -162,3 +167,17 @@ def test_isolation_unavailable(tmp_path, tiny_model_dir, fallback):
     assert "needs `unshare`" in isolation["reason"]
     report = (only_run_dir(tmp_path / "results") / "report.md").read_text(encoding="utf-8")
     assert "NOT isolated (fallback)" in report
+    assert report.splitlines()[2].startswith("> **NOT SANDBOXED")
+
+
+def test_without_the_sandbox_tools_the_run_is_refused_with_the_fix(tmp_path, tiny_model_dir):
+    config = write_config(
+        tmp_path,
+        {"name": "x", "models": [{"id": "t", "path": str(tiny_model_dir)}], "suites": ["smoke_en"]},
+    )
+    env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}
+    proc = harness_run(tmp_path, config, env=env, namespace=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "bubblewrap" in proc.stderr and "sandbox: false" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()
