@@ -17,7 +17,6 @@ the device's descriptor back and exits.
 from __future__ import annotations
 
 import fcntl
-import ipaddress
 import os
 import select
 import socket
@@ -293,14 +292,6 @@ class Capture:
                 os.write(self.fd, answer)
             except OSError:
                 pass
-
-
-def is_documentation_address(host: str) -> bool:
-    """Whether `host` is one of the device's own documentation addresses."""
-    return ipaddress.ip_address(host) in (
-        ipaddress.ip_address(LOCAL_V4),
-        ipaddress.ip_address(LOCAL_V6),
-    )
 
 
 def _main(argv: list[str]) -> int:
