@@ -101,20 +101,24 @@ def data_paths(job) -> list[Path]:
         paths.append(Path(constants.HF_HUB_CACHE))
     except ImportError:
         pass
-    datasets_cache = os.environ.get("HF_DATASETS_CACHE")
-    paths.append(
-        Path(datasets_cache)
-        if datasets_cache
-        else Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "datasets"
-    )
     return paths
+
+
+def datasets_cache() -> Path:
+    """The `datasets` cache: a dataset read from it takes a lock file there, so the worker
+    gets it writable (docs/security.md names this gap; the files read are hashed first)."""
+    configured = os.environ.get("HF_DATASETS_CACHE")
+    if configured:
+        return Path(configured)
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    return home / "datasets"
 
 
 def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
     """Score one model in a sandboxed worker; its results land in `job` as they come."""
     scratch = Path(tempfile.mkdtemp(prefix=f"harness-worker-{spec.id}-"))
     identity = dict(entry["identity"])
-    writable = [scratch, *scoring.worker_cache_dirs(spec, source, entry)]
+    writable = [scratch, datasets_cache(), *scoring.worker_cache_dirs(spec, source, entry)]
     layout = Layout(
         read_only=[Path("/usr"), Path("/etc"), *python_paths(), *model_paths(source),
                    *data_paths(job)],
