@@ -60,10 +60,14 @@ def start_observed(
 
 def worker_env(scratch: Path) -> dict[str, str]:
     """The worker's environment: the supervisor's, offline, with every cache in scratch."""
+    import harness
     from harness.offline.settings import OFFLINE_ENV
 
     env = {k: v for k, v in os.environ.items() if k not in WORKER_ENV_DROP}
     env.update(OFFLINE_ENV)
+    # The worker imports the very harness the supervisor runs (its package directory is bound).
+    home = str(Path(harness.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([home, *filter(None, [env.get("PYTHONPATH")])])
     env.update(
         HOME=str(scratch),
         TMPDIR=str(scratch / "tmp"),
