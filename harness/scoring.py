@@ -134,13 +134,14 @@ class ModelScoring:
                 self.save()
             entry["tokenizer"] = self.tokenizer_fitness(tokenizer, entry.get("context_window"))
             entry["throughput"] = throughput(entry, self.peaks, lm)
-            self.save()
         except KeyboardInterrupt:
             entry["status"] = "interrupted"
+            self.save()
             raise
         else:
             failed = any(s["status"] == "failed" for s in entry["suites"].values())
             entry["status"] = "failed" if failed else "ok"
+            self.save()  # a worker's last word on its model; the supervisor keeps it
         finally:
             del lm, loaded, tokenizer
             gc.collect()

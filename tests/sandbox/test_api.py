@@ -22,6 +22,8 @@ def test_run_leaves_the_calling_process_as_it_was(tmp_path, tiny_model_dir):
     result = harness.run(config, output_dir=tmp_path / "out")
     assert result.exit_code == 0, result.failures
     assert result.data["offline"]["sandbox"]["enforced"] is True
+    assert result.data["models"]["tiny"]["status"] == "ok"
+    assert result.data["models"]["tiny"]["suites"]["smoke_en"]["status"] == "ok"
     assert dict(os.environ) == before
 
     server = socket.create_server(("127.0.0.1", 0))
