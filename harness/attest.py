@@ -7,12 +7,10 @@ check, later, that the bytes on disk are the ones that were scored.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.digests import hash_files
-from harness.errors import BadInputError
 
 
 @dataclass(frozen=True)
@@ -33,15 +31,9 @@ class FileCheck:
 def attest(run_dir: Path) -> list[FileCheck]:
     """Compare every file recorded in `run_dir/results.json` with the file on disk now."""
     results_file = run_dir / "results.json"
-    try:
-        results = json.loads(results_file.read_text(encoding="utf-8"))
-        files = results["offline"]["files"]
-    except FileNotFoundError:
-        raise BadInputError(f"{results_file}: no such file; give a run directory") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise BadInputError(
-            f"{results_file}: not a harness results file with an attestation ({exc})"
-        ) from None
+    from harness.record import load_record
+
+    files = load_record(results_file)["offline"]["files"]
     checks = []
     for kind, owner_key in (("weights", "model"), ("data", "suite")):
         for entry in files.get(kind, []):

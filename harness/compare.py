@@ -54,13 +54,9 @@ class TaskComparison:
 
 def load_run(run_dir: Path) -> dict:
     """A finished run's results.json, with a clear error for a directory that is not one."""
-    path = Path(run_dir) / "results.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"{run_dir}: no results.json; give a run directory") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot read it ({exc})") from None
+    from harness.record import load_record
+
+    data = load_record(Path(run_dir))
     data["_dir"] = str(Path(run_dir))
     return data
 

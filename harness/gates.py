@@ -18,14 +18,13 @@ A run with a `fail` or `missing` check exits with code 4.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.config import Gate, RunConfig
-from harness.errors import ConfigError
+from harness.errors import BadInputError, ConfigError
 
 FAILING = ("fail", "missing")
 
@@ -100,15 +99,17 @@ def load_baseline(reference: str, results_root: Path, config_name: str, current:
     else:
         path = Path(reference)
         path = path / "results.json" if path.is_dir() else path
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    from harness.record import load_record
+
+    if not path.is_file():
         raise ConfigError(
             f"baseline {reference}: no results.json at {path}. Give a run directory of an "
             "earlier run, or `previous`."
-        ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"baseline {path}: cannot read it ({exc})") from None
+        )
+    try:
+        return load_record(path)
+    except BadInputError as exc:
+        raise ConfigError(f"baseline {reference}: {exc}") from None
 
 
 def _judge(gate: Gate, config: RunConfig, results: dict, baseline: dict | None):

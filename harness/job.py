@@ -15,6 +15,7 @@ from typing import Any
 from harness.config import ModelSpec, RunConfig
 from harness.digests import hash_files
 from harness.phases import PhaseClock
+from harness.record import SCHEMA_VERSION, check_record
 from harness.reports.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 
@@ -87,6 +88,7 @@ class Job:
         self.run_dir = _new_run_dir(root, self.config.name, started)
         self.data.update(
             {
+                "schema_version": SCHEMA_VERSION,
                 "harness_version": package_versions().get("harness"),
                 "status": "running",
                 "run": {
@@ -125,6 +127,7 @@ class Job:
         self.data["offline"]["attempts"] = self.evidence.attempts()
         self.data["offline"]["files"] = attested_files(self.data)
         self.data["run"]["phases"] = self.phases.to_dict()
+        check_record(self.data)
         write_json_atomic(self.run_dir / "results.json", self.data)
 
     def finish(self) -> None:

@@ -128,16 +128,13 @@ def _offline(policy):
 
     if policy.set_env:
         refuse_online_settings()
-    saved = {name: os.environ.get(name) for name in OFFLINE_ENV}
+    saved = dict(os.environ)  # libraries set variables on import too (HF_XET_*): undo them all
     os.environ.update(OFFLINE_ENV)
     try:
         yield Evidence(), sandbox_facts(policy)
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _run(config, evidence, offline, config_file, output_dir, say, show_progress, preflight,

@@ -134,3 +134,13 @@ def attest_command(run_dir: Path) -> None:
         return 0
 
     sys.exit(guarded(work))
+
+
+@main.command("schema")
+def schema_command() -> None:
+    """Print the JSON schema of results.json (the typed run record, with its schema_version)."""
+    import json
+
+    from harness.record import schema
+
+    click.echo(json.dumps(schema(), indent=2))

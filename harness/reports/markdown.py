@@ -81,9 +81,11 @@ def _score_tables(results: dict) -> list[str]:
         for suite, result in model.get("suites", {}).items()
         if result.get("status") == "failed"
     ] + [
-        (model_id, "(load)", m.get("error"))
+        # The model itself failed (to load, or its worker died) or was not on this machine;
+        # a model whose only failures are suites is listed by those suites above.
+        (model_id, f"(model {m['status']})", m.get("error"))
         for model_id, m in models.items()
-        if m.get("status") == "failed"
+        if m.get("status") in ("failed", "skipped", "interrupted") and m.get("error")
     ]
     if failures:
         lines += ["Failures:", ""]

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from harness.digests import hash_files
 from harness.sandbox.bwrap import Layout, Sandboxed, gpu_devices, python_paths
 from harness.sandbox.evidence import Evidence
@@ -178,12 +180,25 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     entry = job.data["models"][spec.id]
     if not done:
-        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        how = _death(code)
         message = f"the worker stopped before finishing ({how}); see run.log"
         if entry.get("status") in (None, "running"):
             entry.update(status="failed", error=message)
         job.fail(spec.id, message)
     job.save()
+
+
+def _death(code: int) -> str:
+    """How the worker ended, from bubblewrap's exit code (128 + N for a signal N)."""
+    signal_number = -code if code < 0 else code - 128 if code > 128 else None
+    if signal_number is None:
+        return f"exit code {code}"
+    try:
+        import signal
+
+        return f"killed by signal {signal_number} ({signal.Signals(signal_number).name})"
+    except ValueError:
+        return f"killed by signal {signal_number}"
 
 
 def _apply(job, spec, identity: dict, message) -> bool:
@@ -193,7 +208,12 @@ def _apply(job, spec, identity: dict, message) -> bool:
     elif isinstance(message, Witness):
         job.evidence.witness(spec.id, message.record)
     elif isinstance(message, Entry):
-        entry = dict(message.entry)
+        from harness.record import ModelRecord
+
+        try:
+            entry = ModelRecord.model_validate(message.entry).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            raise ValueError(f"a results entry that does not match the schema: {exc}") from None
         entry["identity"] = identity  # the supervisor's hashes, never the worker's word
         if entry.get("converted_from"):
             entry["converted_from"] = _rehash(entry["converted_from"])

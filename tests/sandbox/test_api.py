@@ -13,6 +13,7 @@ import pytest
 def test_run_leaves_the_calling_process_as_it_was(tmp_path, tiny_model_dir):
     import harness
     from harness.config import RunConfig
+    from harness.record import RunRecord
 
     before = dict(os.environ)
     config = RunConfig.model_validate(
@@ -25,6 +26,7 @@ def test_run_leaves_the_calling_process_as_it_was(tmp_path, tiny_model_dir):
     assert result.data["models"]["tiny"]["status"] == "ok"
     assert result.data["models"]["tiny"]["suites"]["smoke_en"]["status"] == "ok"
     assert dict(os.environ) == before
+    RunRecord.model_validate(result.data)  # what was written matches the published schema
 
     server = socket.create_server(("127.0.0.1", 0))
     with socket.create_connection(server.getsockname(), timeout=5) as client:

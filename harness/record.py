@@ -1,0 +1,222 @@
+"""The results document of a run, typed: `RunRecord`, with `schema_version`.
+
+The supervisor builds results.json from its own facts and the workers' typed messages, and
+checks the whole document against `RunRecord` before every write, so what is on disk always
+matches the published schema (`harness schema` prints it). Readers (`attest`, `compare`,
+`history`, the `max_drop` baseline) load a document through `load_record`, which turns an old
+or foreign file into one clear error instead of a `KeyError` deep inside.
+
+Open-ended parts (lm-eval's metrics per task, the hardware description, the preflight's plans,
+tokenizer and throughput tables) stay mappings; everything harness decides on is a field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import BadInputError
+
+SCHEMA_VERSION = 1
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Phase(_Record):
+    seconds: float
+    peak_rss_bytes: int | None = None
+    peak_gpu_bytes: int | None = None
+
+
+class RunInfo(_Record):
+    name: str
+    started: str
+    finished: str | None = None
+    wall_seconds: float | None = None
+    config_file: str | None = None
+    command: list[str] = []
+    directory: str
+    phases: dict[str, Phase] = {}
+
+
+class FileRecord(_Record):
+    path: str
+    real_path: str | None = None
+    size_bytes: int
+    sha256: str | None
+
+
+class SuiteInfo(_Record):
+    kind: Literal["task", "group"]
+    source: str
+    tasks: list[str]
+    languages: dict[str, str] = {}
+    items: dict[str, int] = {}
+    data_files: list[FileRecord] = []
+
+
+class SuiteResult(_Record):
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    seconds: float | None = None
+    data_seconds: float | None = None
+    work: dict[str, float] = {}
+    tasks: dict[str, dict[str, Any]] = {}
+    lm_eval: dict[str, Any] = {}
+
+
+class WeightFile(FileRecord):
+    pass
+
+
+class ModelIdentity(_Record):
+    kind: str
+    location: str
+    directory: str
+    gguf_file: str | None = None
+    repo: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    remote_code: str | None = None
+    alias: str | None = None
+    weight_files: list[WeightFile] = []
+
+
+class ModelRecord(_Record):
+    status: Literal["running", "ok", "failed", "skipped", "interrupted"]
+    error: str | None = None
+    suites: dict[str, SuiteResult] = {}
+    identity: ModelIdentity | None = None
+    hash_seconds: float | None = None
+    cache: dict[str, Any] | None = None
+    dtype: str | None = None
+    device: str | None = None
+    parameters: int | None = None
+    context_window: int | None = None
+    load_seconds: float | None = None
+    converted_from: dict[str, Any] | None = None
+    tokenizer: dict[str, Any] | None = None
+    throughput: dict[str, Any] | None = None
+
+
+class Attempt(_Record):
+    """One network attempt (or refused escape), and who saw it."""
+
+    event: str
+    host: str
+    port: int | None = None
+    time: str
+    seen_by: str = "in-process guard"
+    """`supervisor (capture device)`, `supervisor (seccomp filter)`, `in-process hook only
+    (not seen from outside)`, or, without the sandbox, `in-process guard`."""
+    model: str | None = None
+    pid: int | None = None
+    executable: str | None = None
+    command: str | None = None
+    protocol: str | None = None
+    destination: str | None = None
+    dns_name: str | None = None
+    blocked: bool = True
+    thread: str | None = None
+    package: str | None = None
+    origin: str | None = None
+    stack: list[str] | None = None
+    python_event: str | None = None
+
+
+class AttestedFiles(_Record):
+    weights: list[dict[str, Any]] = []
+    data: list[dict[str, Any]] = []
+
+
+class OfflineRecord(_Record):
+    policy: dict[str, Any]
+    set_offline_env: bool
+    imported_before_env: list[str] = []
+    env: dict[str, str | None] = {}
+    sandbox: dict[str, Any]
+    guard: dict[str, Any]
+    kernel: dict[str, Any]
+    isolation: dict[str, Any]
+    attempts: list[Attempt] = []
+    files: AttestedFiles = AttestedFiles()
+
+
+class GatesRecord(_Record):
+    baseline: str | None = None
+    noise_z: float
+    passed: bool
+    counts: dict[str, int]
+    verdicts: dict[str, dict[str, str]]
+    checks: list[dict[str, Any]]
+
+
+class RunRecord(_Record):
+    """results.json: one run of one config."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    harness_version: str | None
+    status: Literal["running", "complete", "failed", "interrupted"]
+    run: RunInfo
+    config: dict[str, Any]
+    config_hash: str
+    suites: dict[str, SuiteInfo]
+    models: dict[str, ModelRecord]
+    environment: dict[str, Any]
+    offline: OfflineRecord
+    preflight: dict[str, Any] | None = None
+    gates: GatesRecord | None = None
+    exit_code: int | None = None
+
+
+def check_record(data: dict) -> None:
+    """Raise `ValueError` naming the field if `data` is not a valid `RunRecord` (a bug in
+    harness, or a worker message that should have been refused)."""
+    try:
+        RunRecord.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"results.json would not match its schema: {exc}") from None
+
+
+def load_record(path: Path) -> dict:
+    """A results.json document checked against the schema; `BadInputError` (exit 2) for a file
+    that is not one, naming the file and the fix."""
+    path = path / "results.json" if path.is_dir() else path
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(
+            f"{path}: no such file; give a run directory or its results.json"
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path}: not a readable results.json ({exc})") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version is None:
+        raise BadInputError(
+            f"{path}: written by an older harness or another tool (no schema_version); "
+            "run the config again with this harness to compare or attest it"
+        )
+    if version != SCHEMA_VERSION:
+        raise BadInputError(
+            f"{path}: schema_version {version}, but this harness reads version "
+            f"{SCHEMA_VERSION}; use the harness that wrote it"
+        )
+    try:
+        RunRecord.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadInputError(
+            f"{path}: not a valid harness results document ({where}: {first['msg']})"
+        ) from None
+    return data
+
+
+def schema() -> dict:
+    """The JSON schema of results.json."""
+    return RunRecord.model_json_schema()
