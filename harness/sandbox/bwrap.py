@@ -68,7 +68,8 @@ class Layout:
     writable: list[Path] = field(default_factory=list)
     devices: list[Path] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
-    """Destination in the sandbox -> a file of the supervisor's put there read-only."""
+    """Destination in the sandbox -> a file or directory bound there read-only (after the
+    others, so it may sit inside a writable one)."""
 
     def arguments(self) -> list[str]:
         args: list[str] = []
@@ -85,7 +86,7 @@ class Layout:
             args += [flag, str(path), str(path)]
         for device in self.devices:
             args += ["--dev-bind-try", str(device), str(device)]
-        for destination, source in self.files.items():
+        for destination, source in sorted(self.files.items()):
             args += ["--ro-bind", str(source), destination]
         return args
 

@@ -75,6 +75,8 @@ def worker_env(scratch: Path) -> dict[str, str]:
         TMPDIR=str(scratch / "tmp"),
         XDG_CACHE_HOME=str(scratch / "cache"),
         HF_MODULES_CACHE=str(scratch / "cache" / "hf-modules"),
+        HF_HUB_CACHE=str(hub_cache()),
+        HF_DATASETS_CACHE=str(scratch / "datasets"),
         TRITON_CACHE_DIR=str(scratch / "cache" / "triton"),
         TORCHINDUCTOR_CACHE_DIR=str(scratch / "cache" / "inductor"),
         PYTHONDONTWRITEBYTECODE="1",
@@ -91,46 +93,59 @@ def model_paths(source) -> list[Path]:
     return paths
 
 
-def data_paths(job) -> list[Path]:
-    """Task directories and data the worker may read: the suites' files, `data_dir`, the
-    Hugging Face hub and datasets caches (read-only)."""
+def hub_cache() -> Path:
+    """The Hugging Face hub cache this process uses (the worker is told the same path)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def datasets_cache() -> Path:
+    """The `datasets` cache this process uses."""
+    from datasets import config
+
+    return Path(config.HF_DATASETS_CACHE)
+
+
+def data_view(job, scratch: Path) -> tuple[list[Path], dict[str, Path]]:
+    """What the worker may read of the tasks and data: (paths bound where they are, mapped
+    destination -> source). Task directories and `data_dir` are bound; of the hub cache only
+    the repos the suites read; a dataset found in the `datasets` cache appears, read-only,
+    inside the worker's own (writable) `datasets` cache in scratch, where `datasets` looks for
+    it and puts its lock files."""
     from harness.suites import SuiteCatalog
 
     paths = [Path(d) for d in SuiteCatalog(job.config.task_paths, None).directories]
     if job.config.data_dir is not None:
         paths.append(job.config.data_dir)
+    mapped: dict[str, Path] = {}
+    hub, cached = hub_cache().resolve(), datasets_cache().resolve()
     for suite in job.data["suites"].values():
-        paths += [Path(f["path"]) for f in suite.get("data_files", [])]
-    try:
-        from huggingface_hub import constants
-
-        paths.append(Path(constants.HF_HUB_CACHE))
-    except ImportError:
-        pass
-    return paths
-
-
-def datasets_cache() -> Path:
-    """The `datasets` cache: a dataset read from it takes a lock file there, so the worker
-    gets it writable (docs/security.md names this gap; the files read are hashed first)."""
-    configured = os.environ.get("HF_DATASETS_CACHE")
-    if configured:
-        return Path(configured)
-    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    return home / "datasets"
+        for item in suite.get("data_files", []):
+            path = Path(item["path"])
+            real = path.resolve()
+            if real.is_relative_to(cached):
+                top = cached / real.relative_to(cached).parts[0]
+                mapped[str(scratch / "datasets" / top.name)] = top
+            elif path.absolute().is_relative_to(hub) or real.is_relative_to(hub):
+                inside = path if path.absolute().is_relative_to(hub) else real
+                paths.append(hub / inside.absolute().relative_to(hub).parts[0])
+            else:
+                paths.append(path)
+    return paths, mapped
 
 
 def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
     """Score one model in a sandboxed worker; its results land in `job` as they come."""
     scratch = Path(tempfile.mkdtemp(prefix=f"harness-worker-{spec.id}-"))
     identity = dict(entry["identity"])
-    writable = [scratch, datasets_cache(), *scoring.worker_cache_dirs(spec, source, entry)]
+    data, mapped = data_view(job, scratch)
     layout = Layout(
-        read_only=[Path("/usr"), Path("/etc"), *python_paths(), *model_paths(source),
-                   *data_paths(job)],
-        writable=writable,
+        read_only=[Path("/usr"), Path("/etc"), *python_paths(), *model_paths(source), *data],
+        writable=[scratch, *scoring.worker_cache_dirs(spec, source, entry)],
         devices=gpu_devices(),
-    )  # fmt: skip
+        files=mapped,
+    )
     task = WorkerTask(
         config=job.config.model_dump(mode="json"),
         model_id=spec.id,
