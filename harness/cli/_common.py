@@ -69,7 +69,10 @@ def guarded(work) -> int:
 
 
 def say(message: str) -> None:
-    console.print(f"[dim]·[/dim] {message}")
+    from rich.text import Text
+
+    # Plain text, never markup: a step may quote a worker's words or a file name.
+    console.print(Text.assemble(("· ", "dim"), message))
 
 
 def quiet_libraries() -> None:

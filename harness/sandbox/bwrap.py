@@ -14,11 +14,14 @@ scratch directory and the model's own cache directories. The run directory is no
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,9 +141,17 @@ class Sandboxed:
             *(["--ro-bind-try", "/sys", "/sys"] if layout.devices else []),
             "--chdir", str(cwd), "--", *launcher, *command,
         ]  # fmt: skip
+        # The worker's own output never reaches the console as it is: a thread of the
+        # supervisor reads it, removes control characters and logs it (run.log), so the
+        # evaluated code cannot draw over or forge the supervisor's lines.
         self.popen = subprocess.Popen(
-            argv, env=env, pass_fds=(info_write, inner.fileno(), *keep_fds), cwd=cwd
+            argv, env=env, pass_fds=(info_write, inner.fileno(), *keep_fds), cwd=cwd,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self._output = threading.Thread(
+            target=_log_output, args=(self.popen.stdout,), name="worker-output", daemon=True
         )
+        self._output.start()
         os.close(info_write)
         inner.close()
         raw = b""
@@ -170,6 +181,26 @@ class Sandboxed:
         """Let the worker run: everything that observes it is in place."""
         self._supervisor_end.sendall(b"go")
         self._supervisor_end.close()
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+
+
+def clean_line(raw: bytes) -> str:
+    """One line of a worker's output as text that cannot drive a terminal: the last of its
+    carriage-return segments (a progress bar's final state), control characters removed."""
+    text = raw.decode("utf-8", errors="replace").rstrip("\n")
+    text = text.rsplit("\r", 1)[-1] if text.strip("\r") else ""
+    return _CONTROL.sub("", text)[:2000]
+
+
+def _log_output(stream) -> None:
+    log = logging.getLogger("harness.worker")
+    for raw in stream:
+        line = clean_line(raw)
+        if line.strip():
+            log.info("%s", line)
+    stream.close()
 
 
 def _capture_device(pid: int) -> tuple[int | None, str | None]:

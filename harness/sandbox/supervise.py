@@ -219,7 +219,9 @@ def _death(code: int) -> str:
 def _apply(job, spec, identity: dict, message) -> bool:
     """Take one worker message into the run; True for the last one."""
     if isinstance(message, Say):
-        job.say(message.text)
+        from harness.sandbox.bwrap import clean_line
+
+        job.say(clean_line(message.text.encode()))
     elif isinstance(message, Witness):
         job.evidence.witness(spec.id, message.record)
     elif isinstance(message, Entry):
