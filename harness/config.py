@@ -350,8 +350,20 @@ class RunConfig(_Strict):
         if not vllm:
             return self
         ids = ", ".join(m.id for m in vllm)
+        spread = [m.id for m in vllm if m.nodes > 1]
+        if self.offline.sandbox:
+            # In the sandbox vLLM's processes have loopback and shared memory, not the network
+            # between nodes.
+            if spread:
+                raise ValueError(
+                    f"model {', '.join(spread)}: `nodes` > 1 needs the network between the "
+                    "nodes (Ray), which the sandbox's workers do not have. Run it with "
+                    "`offline: {sandbox: false, kernel_block: false}` on a cluster network with "
+                    "no route out (the report says NOT SANDBOXED), or on one node."
+                )
+            return self
         # vLLM's worker processes meet through torch.distributed over TCP on loopback, even
-        # with one GPU; the kernel layer denies every IP socket, loopback included.
+        # with one GPU; the in-process kernel layer denies every IP socket, loopback included.
         if self.offline.kernel_block or not self.offline.allow_loopback:
             raise ValueError(
                 f"backend vllm (model {ids}) needs TCP on loopback between vLLM's processes, "
@@ -359,7 +371,6 @@ class RunConfig(_Strict):
                 "`offline: {mode: isolate, kernel_block: false}` on one node: the network "
                 "namespace then keeps every process on loopback (docs/multi-gpu.md)"
             )
-        spread = [m.id for m in vllm if m.nodes > 1]
         if spread and self.offline.mode == "isolate":
             raise ValueError(
                 f"model {', '.join(spread)} runs on several nodes, which offline mode isolate "

@@ -31,7 +31,7 @@ from harness.models.resolve import ModelSource
 from .conftest import REPO, run_harness, write_config
 
 VLLM_INSTALLED = importlib.util.find_spec("vllm") is not None
-VLLM_OFFLINE = {"mode": "strict", "kernel_block": False}
+VLLM_OFFLINE = {"mode": "strict", "kernel_block": False, "sandbox": False}
 """The offline policy a vLLM model needs (its processes meet over TCP on loopback)."""
 
 
@@ -102,12 +102,22 @@ def test_engine_settings_that_contradict_each_other_are_errors(tmp_path, fields,
     assert str(caught.value).startswith(f"{path}: invalid config\n  models[0]")
 
 
-def test_vllm_needs_the_kernel_layer_off_and_one_node_to_isolate(tmp_path):
+def test_vllm_in_the_sandbox_runs_on_one_node_only(tmp_path):
     vllm = {"id": "big", "path": "m", "backend": "vllm"}
     path = write_config(tmp_path, {"name": "p", "models": [vllm], "suites": ["smoke"]})
+    assert load_config(path).offline.sandbox  # loopback inside the worker's namespace is enough
+    data = {"name": "p", "models": [{**vllm, "nodes": 2}], "suites": ["smoke"]}
+    with pytest.raises(ConfigError, match="sandbox: false"):
+        load_config(write_config(tmp_path, data))
+
+
+def test_vllm_without_the_sandbox_needs_the_kernel_layer_off_and_one_node_to_isolate(tmp_path):
+    vllm = {"id": "big", "path": "m", "backend": "vllm"}
+    data = {"name": "p", "models": [vllm], "suites": ["smoke"], "offline": {"sandbox": False}}
+    path = write_config(tmp_path, data)
     with pytest.raises(ConfigError, match="kernel_block: false"):
         load_config(path)
-    isolated = {"mode": "isolate", "kernel_block": False}
+    isolated = {"mode": "isolate", "kernel_block": False, "sandbox": False}
     assert load_config(write_config(tmp_path, {**yaml_of(path), "offline": isolated}))
     two_nodes = {**vllm, "nodes": 2}
     data = {"name": "p", "models": [two_nodes], "suites": ["smoke"], "offline": isolated}

@@ -37,3 +37,15 @@ def test_run_leaves_the_calling_process_as_it_was(tmp_path, tiny_model_dir):
     server.close()
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW) as netlink:
         assert netlink.family == socket.AF_NETLINK  # no seccomp filter left in this process
+
+
+def test_a_model_over_several_nodes_is_refused_in_the_sandbox(tmp_path, tiny_model_dir):
+    from ..conftest import run_harness, write_config
+
+    spec = {"id": "big", "path": str(tiny_model_dir), "backend": "vllm", "nodes": 2}
+    config = write_config(tmp_path, {"name": "n", "models": [spec], "suites": ["smoke_en"]})
+    proc = run_harness("run", str(config), "--output", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "sandbox: false" in proc.stderr and "Traceback" not in proc.stderr
+    assert "invalid config" in proc.stderr
+    assert not (tmp_path / "r").exists()
