@@ -189,8 +189,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
 def clean_line(raw: bytes) -> str:
     """One line of a worker's output as text that cannot drive a terminal: the last of its
     carriage-return segments (a progress bar's final state), control characters removed."""
-    text = raw.decode("utf-8", errors="replace").rstrip("\n")
-    text = text.rsplit("\r", 1)[-1] if text.strip("\r") else ""
+    text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+    text = text.rsplit("\r", 1)[-1]
     return _CONTROL.sub("", text)[:2000]
 
 

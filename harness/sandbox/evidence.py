@@ -72,6 +72,8 @@ class Evidence:
     def child_witnesses(self, model: str, scratch: Path) -> None:
         """What the hooks of the worker's Python children wrote into its scratch directory."""
         for sink in scratch.glob("egress-*.jsonl"):
+            if sink.is_symlink() or not sink.is_file():
+                continue  # the worker wrote scratch: follow nothing it may have planted
             for line in sink.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     record = json.loads(line)

@@ -233,7 +233,7 @@ def _apply(job, spec, identity: dict, message) -> bool:
             raise ValueError(f"a results entry that does not match the schema: {exc}") from None
         entry["identity"] = identity  # the supervisor's hashes, never the worker's word
         if entry.get("converted_from"):
-            entry["converted_from"] = _rehash(entry["converted_from"])
+            entry["converted_from"] = _rehash(entry["converted_from"], job.root)
         job.data["models"][spec.id] = entry
         job.save()
     elif isinstance(message, Samples):
@@ -249,11 +249,13 @@ def _apply(job, spec, identity: dict, message) -> bool:
     return False
 
 
-def _rehash(converted: dict) -> dict:
-    """The converted GGUF copy as the supervisor hashes it (the worker wrote it)."""
-    path = Path(converted.get("path", ""))
-    if not path.is_file():
-        return {**converted, "sha256": None, "note": "not found by the supervisor"}
+def _rehash(converted: dict, root: Path) -> dict:
+    """The converted GGUF copy as the supervisor hashes it (the worker wrote it). Only a file
+    under the results root's GGUF cache is read: the path is the worker's word."""
+    path = Path(str(converted.get("path", "")))
+    holder = (root / ".cache" / "gguf").resolve()
+    if path.is_symlink() or not path.resolve().is_relative_to(holder) or not path.is_file():
+        return {**converted, "sha256": None, "note": "not a converted copy under the cache"}
     [digest] = hash_files([path])
     return {**converted, **digest.to_dict()}
 
