@@ -4,6 +4,8 @@ and without it (`offline.sandbox: false`), same machine, same output root, cache
 
     .venv/bin/python bench/sandbox.py                  # the demo, 2 rounds
     .venv/bin/python bench/sandbox.py --before REV     # also the demo at git revision REV
+    .venv/bin/python bench/sandbox.py --config configs/japan.yaml --rounds 1 --before REV \
+        -- --limit 4 --model-path qwen3-8b=/path/to/stand-in --model qwen3-8b
 
 A warm-up run makes the converted GGUF copy first, so no measured run pays for it. The rounds
 alternate (without, with, without, with, ...) so that drift in the machine falls on both. Every
@@ -25,14 +27,18 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "configs" / "demo.yaml"
+
+
+EXTRA: list[str] = []
+"""More arguments for every `harness run` (after `--` on this script's command line)."""
 
 
 def run(config: Path, root: Path, cwd: Path = REPO) -> tuple[float, dict]:
     """Wall seconds of one `harness run --no-cache`, and its scores."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "harness", "run", str(config), "--no-cache", "--output", str(root)],
+        [sys.executable, "-m", "harness", "run", str(config), "--no-cache", "--output", str(root),
+         *EXTRA],
         cwd=cwd, capture_output=True, text=True,
     )  # fmt: skip
     wall = time.perf_counter() - started
@@ -55,16 +61,20 @@ def scores(results: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--before", metavar="REV", help="also run the demo at this revision")
+    parser.add_argument("--before", metavar="REV", help="also run the config at this revision")
+    parser.add_argument("--config", default="configs/demo.yaml", help="relative to the repo")
+    parser.add_argument("extra", nargs="*", help="after --: more arguments for harness run")
     args = parser.parse_args()
+    EXTRA[:] = args.extra
     work = Path(tempfile.mkdtemp(prefix="harness-bench-sandbox-"))
     root = work / "results"
-    config = yaml.safe_load(DEMO.read_text())
+    source = REPO / args.config
+    config = yaml.safe_load(source.read_text())
     config["offline"] = {"sandbox": False}
     unsandboxed = work / "demo-unsandboxed.yaml"
     unsandboxed.write_text(yaml.safe_dump(config))
     sandboxed = work / "demo.yaml"
-    sandboxed.write_text(DEMO.read_text())
+    sandboxed.write_text(source.read_text())
 
     run(sandboxed, root)  # warm-up: the converted GGUF copy, the page cache
     times: dict[str, list[float]] = {"without": [], "with": []}
@@ -80,8 +90,8 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.before], cwd=REPO,
                        check=True, capture_output=True)  # fmt: skip
         try:
-            run(tree / "configs" / "demo.yaml", work / "before-results", cwd=tree)  # warm-up
-            _, before = run(tree / "configs" / "demo.yaml", work / "before-results", cwd=tree)
+            run(tree / args.config, work / "before-results", cwd=tree)  # warm-up
+            _, before = run(tree / args.config, work / "before-results", cwd=tree)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO)
 

@@ -65,6 +65,7 @@ def main(argv: list[str]) -> int:
     task_file, fd = argv
     channel = Channel(int(fd))
     task = WorkerTask.model_validate_json(Path(task_file).read_text(encoding="utf-8"))
+    _log_to_stderr()
     _witness(channel, allow_loopback=task.config.get("offline", {}).get("allow_loopback", True))
 
     from harness.config import ModelSpec
@@ -91,6 +92,19 @@ def main(argv: list[str]) -> int:
         channel.send(Phases(phases=job.phases.to_dict()))
     channel.send(Done())
     return 0
+
+
+def _log_to_stderr() -> None:
+    """Library logs at INFO on stderr, which the supervisor writes into run.log."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for name in ("lm-eval", "lm_eval", "datasets", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _witness(channel: Channel, *, allow_loopback: bool) -> None:
