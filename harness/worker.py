@@ -68,28 +68,28 @@ def main(argv: list[str]) -> int:
     _log_to_stderr()
     _witness(channel, allow_loopback=task.config.get("offline", {}).get("allow_loopback", True))
 
-    from harness.config import ModelSpec
     from harness.models.resolve import ModelSource
     from harness.scoring import ModelScoring
     from harness.suites.sources import redirect_to_local_copies
 
-    job = WorkerJob(task, channel)
-    spec: ModelSpec = next(m for m in job.config.models if m.id == task.model_id)
-    fields = dict(task.source)
-    fields["directory"] = Path(fields["directory"])
-    fields["weight_files"] = [Path(p) for p in fields["weight_files"]]
-    source = ModelSource(**fields)
+    job = None
     try:
+        job = WorkerJob(task, channel)
+        spec = next(m for m in job.config.models if m.id == task.model_id)
+        fields = dict(task.source)
+        fields["directory"] = Path(fields["directory"])
+        fields["weight_files"] = [Path(p) for p in fields["weight_files"]]
         with redirect_to_local_copies(job.config.data_dir):
-            ModelScoring(job).score(spec, source, task.entry)
+            ModelScoring(job).score(spec, ModelSource(**fields), task.entry)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # recorded as this model's failure by the supervisor
-        channel.send(Failure(where=spec.id, message=f"{type(exc).__name__}: {exc}"))
+        channel.send(Failure(where=task.model_id, message=f"{type(exc).__name__}: {exc}"))
         traceback.print_exc()
         return 1
     finally:
-        channel.send(Phases(phases=job.phases.to_dict()))
+        if job is not None:
+            channel.send(Phases(phases=job.phases.to_dict()))
     channel.send(Done())
     return 0
 

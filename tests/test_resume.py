@@ -69,8 +69,9 @@ def kill_mid_suite(command: list[str], output: Path) -> int:
         while time.monotonic() < deadline:
             done = cached_requests(output)
             if done >= SMOKE_EN_REQUESTS + 20:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.kill(proc.pid, signal.SIGKILL)  # the supervisor alone: its worker must die too
                 proc.wait()
+                assert_no_worker_left("harness-worker-slow-")
                 return done
             assert proc.poll() is None, "the run finished before it could be killed"
             time.sleep(0.05)
@@ -78,6 +79,23 @@ def kill_mid_suite(command: list[str], output: Path) -> int:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def assert_no_worker_left(marker: str) -> None:
+    """Within a few seconds no process of the sandbox (its command names `marker`) is left."""
+    deadline = time.monotonic() + 10
+    while True:
+        left = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                    left.append(entry.name)
+            except OSError:
+                continue
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"worker processes outlived the supervisor: {left}"
+        time.sleep(0.2)
 
 
 def only_run(root: Path, name: str = "resume") -> list[Path]:

@@ -147,7 +147,11 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
         files=mapped,
     )
     task = WorkerTask(
-        config=job.config.model_dump(mode="json"),
+        # Decisions are the supervisor's: without them the config also stays valid when
+        # `--model` left out the primary model its gates name.
+        config=job.config.model_copy(
+            update={"gates": [], "primary": None, "baseline": None}
+        ).model_dump(mode="json"),
         model_id=spec.id,
         source={
             **{k: v for k, v in vars(source).items() if k not in ("directory", "weight_files")},
@@ -164,6 +168,7 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
     read_end, write_end = os.pipe()
     sandboxed = listener = capture = None
     done = False
+    reasons: list[str] = []  # what the worker said went wrong with the model itself
     try:
         sandboxed, listener, capture = start_observed(
             [sys.executable, "-m", "harness.worker", str(task_file), str(write_end)],
@@ -174,6 +179,8 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
         try:
             for message in read_messages(read_end):
                 done = _apply(job, spec, identity, message) or done
+                if isinstance(message, Failure) and message.where == spec.id:
+                    reasons.append(message.message)
         except ValueError as exc:
             job.fail(spec.id, f"the worker sent a malformed message ({exc}); stopped")
             sandboxed.popen.kill()
@@ -198,7 +205,7 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
         how = _death(code)
         message = f"the worker stopped before finishing ({how}); see run.log"
         if entry.get("status") in (None, "running"):
-            entry.update(status="failed", error=message)
+            entry.update(status="failed", error="; ".join([*reasons, message]))
         job.fail(spec.id, message)
     job.save()
 

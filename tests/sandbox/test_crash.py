@@ -63,3 +63,19 @@ def test_a_killed_worker_fails_its_model_and_the_next_run_resumes(tmp_path, tiny
     assert proc.returncode == 0, proc.stdout + proc.stderr
     again = json.loads((only_run_dir(out) / "results.json").read_text())
     assert again["models"]["tiny"]["cache"]["reused"] == ["smoke_en"]
+
+
+@pytest.mark.slow
+def test_a_run_narrowed_to_one_model_scores_it_though_gates_name_another(tmp_path, tiny_model_dir):
+    models = [{"id": "a", "path": str(tiny_model_dir)}, {"id": "b", "path": str(tiny_model_dir)}]
+    gate = {"name": "close to a", "suite": "smoke_en", "relative_to": "primary", "min_ratio": 0.5}
+    config = write_config(
+        tmp_path,
+        {"name": "narrow", "models": models, "primary": "a", "suites": ["smoke_en"],
+         "gates": [gate]},
+    )  # fmt: skip
+    proc = run_harness("run", str(config), "--model", "b", "--limit", "2",
+                       "--output", str(tmp_path / "r"))  # fmt: skip
+    results = json.loads((only_run_dir(tmp_path / "r") / "results.json").read_text())
+    assert results["models"]["b"]["status"] == "ok", proc.stdout + proc.stderr
+    assert results["models"]["b"]["suites"]["smoke_en"]["status"] == "ok"
