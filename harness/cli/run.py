@@ -195,6 +195,16 @@ def validate_command(config_file: Path, model_paths, data_dir) -> None:
                 f"[red]error:[/red] the engine of {names} cannot run here (see above): "
                 "`harness run` would refuse the run."
             )
+        sandbox = None
+        if config.offline.sandbox:
+            from harness.sandbox import sandbox_problem
+
+            if sandbox := sandbox_problem():
+                console.print(f"[red]error:[/red] the sandbox cannot run here: {sandbox}")
+            else:
+                console.print("sandbox: available (each model will run in its own)")
+        else:
+            console.print("[yellow]sandbox: off in this config (NOT SANDBOXED)[/yellow]")
         if absent:
             console.print(
                 f"[red]error:[/red] {len(absent)} of {len(config.models)} model(s) are not on "
@@ -202,7 +212,7 @@ def validate_command(config_file: Path, model_paths, data_dir) -> None:
                 "here, or substitute local copies with --model-path ID=PATH."
             )
             return 2
-        if unrunnable:
+        if unrunnable or sandbox:
             return 2
         console.print(f"[green]{config_file}: valid[/green]")
         return 0

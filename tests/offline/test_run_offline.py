@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from ..conftest import REPO, only_run_dir, write_config
+from ..conftest import REPO, only_run_dir, run_harness, write_config
 
 OFFLINE_VARIABLES = (
     "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_EVALUATE_OFFLINE",
@@ -181,3 +181,5 @@ def test_without_the_sandbox_tools_the_run_is_refused_with_the_fix(tmp_path, tin
     assert "bubblewrap" in proc.stderr and "sandbox: false" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()
+    checked = run_harness("validate", str(config), env=env)  # validate says what run would
+    assert checked.returncode == 2 and "the sandbox cannot run here" in checked.stderr
