@@ -25,12 +25,12 @@ fails closed.
 from __future__ import annotations
 
 import errno
-import os
-import select
 import socket
-import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from harness.sandbox.watch import DescriptorWatcher
 
 ALLOWED_FAMILIES = {
     socket.AF_UNIX: "AF_UNIX",
@@ -117,14 +117,16 @@ def _family_name(family: int) -> str:
         return ""
 
 
-class NotifyListener:
+class NotifyListener(DescriptorWatcher):
     """The supervisor's end of the filter: answers every notified call, and reports each
     refused one through `on_refused(call, what)` before the worker sees the answer."""
+
+    name = "seccomp-notify"
 
     def __init__(self, fd: int, on_refused: Callable[[Call, str], None]) -> None:
         import pyseccomp
 
-        self.fd = fd
+        super().__init__(fd)
         self.on_refused = on_refused
         self.calls = 0
         self._lib = _libseccomp()
@@ -135,39 +137,33 @@ class NotifyListener:
                 self._names[pyseccomp.resolve_syscall(pyseccomp.system_arch(), name)] = name
             except (OSError, RuntimeError, ValueError):
                 continue
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="seccomp-notify", daemon=True)
 
-    def start(self) -> NotifyListener:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        os.close(self.fd)
-
-    def _serve(self) -> None:
+    @contextmanager
+    def serving(self):
         import ctypes
 
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        request, response = ctypes.POINTER(self._Notif)(), ctypes.POINTER(self._Resp)()
-        if self._lib.seccomp_notify_alloc(ctypes.byref(request), ctypes.byref(response)) < 0:
-            return
+        self._request = ctypes.POINTER(self._Notif)()
+        self._response = ctypes.POINTER(self._Resp)()
+        if (
+            self._lib.seccomp_notify_alloc(
+                ctypes.byref(self._request), ctypes.byref(self._response)
+            )
+            < 0
+        ):
+            raise OSError("seccomp_notify_alloc failed")
         try:
-            while not self._stop.is_set():
-                ready = poller.poll(200)
-                if not ready:
-                    continue
-                if ready[0][1] & (select.POLLHUP | select.POLLERR) and not ready[0][1] & 1:
-                    return  # no process uses the filter any more
-                ctypes.memset(request, 0, ctypes.sizeof(self._Notif))
-                if self._lib.seccomp_notify_receive(self.fd, request) < 0:
-                    continue  # the caller died before we read it
-                self._answer(request.contents, response)
+            yield
         finally:
-            self._lib.seccomp_notify_free(request, response)
+            self._lib.seccomp_notify_free(self._request, self._response)
+
+    def serve_ready(self) -> bool:
+        import ctypes
+
+        ctypes.memset(self._request, 0, ctypes.sizeof(self._Notif))
+        if self._lib.seccomp_notify_receive(self.fd, self._request) < 0:
+            return True  # the caller died before we read it
+        self._answer(self._request.contents, self._response)
+        return True
 
     def _answer(self, raw, response) -> None:
         import ctypes

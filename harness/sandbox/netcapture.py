@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import socket
 import struct
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from harness.sandbox.watch import DescriptorWatcher
 
 DEVICE = "harness0"
 LOCAL_V4, LOCAL_V6 = "192.0.2.2", "2001:db8::2"
@@ -231,38 +231,25 @@ def process_facts(pid: int) -> dict:
     return facts
 
 
-class Capture:
+class Capture(DescriptorWatcher):
     """The supervisor's reader of the device: one record per new flow through `on_flow`."""
 
+    name = "tun-capture"
+
     def __init__(self, fd: int, netns_pid: int, on_flow: Callable[[dict], None]) -> None:
-        self.fd = fd
+        super().__init__(fd)
         self.netns_pid = netns_pid
         self.on_flow = on_flow
         self.packets = 0
         self._seen: set[tuple] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="tun-capture", daemon=True)
 
-    def start(self) -> Capture:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        os.close(self.fd)
-
-    def _serve(self) -> None:
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        while not self._stop.is_set():
-            if not poller.poll(200):
-                continue
-            try:
-                data = os.read(self.fd, 65536)
-            except OSError:
-                return
-            self._handle(data)
+    def serve_ready(self) -> bool:
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:
+            return False
+        self._handle(data)
+        return True
 
     def _handle(self, data: bytes) -> None:
         parsed = parse(data)
