@@ -31,19 +31,19 @@ class FileCheck:
 def attest(run_dir: Path) -> list[FileCheck]:
     """Compare every file recorded in `run_dir/results.json` with the file on disk now."""
     results_file = run_dir / "results.json"
-    from harness.record import load_record
+    from harness.record import RunRecord, load_record
 
-    files = load_record(results_file)["offline"]["files"]
+    files = RunRecord.model_validate(load_record(results_file)).offline.files
     checks = []
-    for kind, owner_key in (("weights", "model"), ("data", "suite")):
-        for entry in files.get(kind, []):
-            path = Path(entry.get("real_path") or entry["path"])
+    for kind, entries in (("weights", files.weights), ("data", files.data)):
+        for entry in entries:
+            path = Path(entry.real_path or entry.path)
             if not path.is_file():
                 status, current = "missing", None
             else:
                 current = hash_files([path])[0].sha256
-                status = "match" if current == entry["sha256"] else "changed"
-            checks.append(
-                FileCheck(kind, entry[owner_key], str(path), entry["sha256"], status, current)
-            )
+                status = "match" if current == entry.sha256 else "changed"
+            owner = entry.model if kind == "weights" else entry.suite
+            checks.append(FileCheck(kind, owner or "?", str(path), entry.sha256 or "", status,
+                                    current))  # fmt: skip
     return checks

@@ -25,6 +25,7 @@ from typing import Any
 
 from harness.errors import BadInputError
 from harness.evaluation import primary_metric
+from harness.record import RunRecord
 
 
 @dataclass
@@ -52,52 +53,64 @@ class TaskComparison:
         return asdict(self)
 
 
-def load_run(run_dir: Path) -> dict:
-    """A finished run's results.json, with a clear error for a directory that is not one."""
+@dataclass
+class LoadedRun:
+    """A finished run: its typed record and the directory its sample logs are in."""
+
+    record: RunRecord
+    directory: Path
+
+
+def load_run(run_dir: Path) -> LoadedRun:
+    """A finished run's results.json as a `RunRecord`; one clear error for a directory that is
+    not a run of this harness's schema."""
     from harness.record import load_record
 
-    data = load_record(Path(run_dir))
-    data["_dir"] = str(Path(run_dir))
-    return data
+    return LoadedRun(RunRecord.model_validate(load_record(Path(run_dir))), Path(run_dir))
 
 
-def model_pairs(a: dict, b: dict, model_a: str | None, model_b: str | None):
+def model_pairs(a: LoadedRun, b: LoadedRun, model_a: str | None, model_b: str | None):
     """Which model of A is compared with which of B."""
     if model_a or model_b:
         pair = (model_a or model_b, model_b or model_a)
         for run, model in ((a, pair[0]), (b, pair[1])):
-            if model not in run["models"]:
+            if model not in run.record.models:
                 raise BadInputError(
-                    f"model '{model}' is not in {run['_dir']} (its models: "
-                    f"{', '.join(run['models'])})"
+                    f"model '{model}' is not in {run.directory} (its models: "
+                    f"{', '.join(run.record.models)})"
                 )
         return [pair]
-    common = [m for m in a["models"] if m in b["models"]]
+    models_a, models_b = a.record.models, b.record.models
+    common = [m for m in models_a if m in models_b]
     if common:
         return [(m, m) for m in common]
-    if len(a["models"]) == 1 and len(b["models"]) == 1:
-        return [(next(iter(a["models"])), next(iter(b["models"])))]
+    if len(models_a) == 1 and len(models_b) == 1:
+        return [(next(iter(models_a)), next(iter(models_b)))]
     raise BadInputError(
         "the two runs share no model id; name the pair with --model-a ID --model-b ID"
     )
 
 
 def compare_runs(
-    a: dict, b: dict, model_a: str | None = None, model_b: str | None = None, alpha: float = 0.05
+    a: LoadedRun,
+    b: LoadedRun,
+    model_a: str | None = None,
+    model_b: str | None = None,
+    alpha: float = 0.05,
 ) -> list[TaskComparison]:
     """Every task both runs scored, for every model pair."""
     out = []
     for first, second in model_pairs(a, b, model_a, model_b):
-        suites_a = a["models"][first].get("suites", {})
-        suites_b = b["models"][second].get("suites", {})
+        suites_a = a.record.models[first].suites
+        suites_b = b.record.models[second].suites
         for suite, entry_a in suites_a.items():
             entry_b = suites_b.get(suite)
-            if not entry_b or entry_a.get("status") != "ok" or entry_b.get("status") != "ok":
+            if entry_b is None or entry_a.status != "ok" or entry_b.status != "ok":
                 continue
-            for task, task_a in entry_a["tasks"].items():
-                task_b = entry_b["tasks"].get(task)
+            for task, task_a in entry_a.tasks.items():
+                task_b = entry_b.tasks.get(task)
                 if task_b and task_a.get("metrics") and task_b.get("metrics"):
-                    higher = entry_a.get("lm_eval", {}).get("higher_is_better") or {}
+                    higher = entry_a.lm_eval.get("higher_is_better") or {}
                     compared = _compare_task(a, b, (first, second), suite, task, task_a, task_b)
                     out.append(_decide(compared, higher.get(task) or {}, alpha))
     return out
@@ -140,12 +153,12 @@ def _metric(metrics: dict, key: str) -> tuple[float | None, float | None]:
     return _number(metrics.get(key)), _number(metrics.get(f"{name}_stderr,{filt}"))
 
 
-def _rows(run: dict, task_entry: dict) -> dict[tuple, dict]:
+def _rows(run: LoadedRun, task_entry: dict) -> dict[tuple, dict]:
     """Per-sample rows of a task by (doc id, reference): the same item in both runs."""
     relative = task_entry.get("samples_file")
     if not relative:
         return {}
-    path = Path(run["_dir"]) / relative
+    path = run.directory / relative
     if not path.is_file():
         return {}
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

@@ -129,9 +129,19 @@ class Attempt(_Record):
     python_event: str | None = None
 
 
+class AttestedFile(FileRecord):
+    """A file the run read, with who read it: a model (`weights`) or a suite (`data`)."""
+
+    model: str | None = None
+    suite: str | None = None
+    gguf_sha256: str | None = None
+    """For a converted GGUF copy: the GGUF file it was converted from."""
+    note: str | None = None
+
+
 class AttestedFiles(_Record):
-    weights: list[dict[str, Any]] = []
-    data: list[dict[str, Any]] = []
+    weights: list[AttestedFile] = []
+    data: list[AttestedFile] = []
 
 
 class OfflineRecord(_Record):
