@@ -159,7 +159,7 @@ class ModelScoring:
             dirs.append(cache.directory)
         converted = self.converted_gguf(source, entry, dtype)
         if converted is not None:
-            converted.holder.mkdir(parents=True, exist_ok=True)
+            converted.holder.mkdir(parents=True, exist_ok=True)  # a bind needs it to exist
             dirs.append(converted.holder)
         return dirs
 

@@ -90,13 +90,14 @@ class Layout:
         for device in self.devices:
             args += ["--dev-bind-try", str(device), str(device)]
         for destination, source in sorted(self.files.items()):
-            args += ["--ro-bind", str(source), destination]
+            args += ["--ro-bind", os.path.abspath(source), os.path.abspath(destination)]
         return args
 
 
 def _existing(paths: list[Path]) -> list[Path]:
     seen: dict[str, Path] = {}
     for path in paths:
+        path = Path(os.path.abspath(path))  # bubblewrap runs elsewhere: no relative path
         resolved = Path(os.path.realpath(path))
         if path.exists():
             seen.setdefault(str(path), path)
@@ -169,11 +170,14 @@ class Sandboxed:
             _, fds, _, _ = socket.recv_fds(self._supervisor_end, 16, 1)
         except OSError as exc:
             self.popen.kill()
-            raise SandboxUnavailable(f"the sandbox's launcher did not report ({exc})") from exc
+            raise SandboxUnavailable(
+                f"the sandbox's launcher did not report ({exc}; its words are in run.log)"
+            ) from exc
         if not fds:
             self.popen.kill()
             raise SandboxUnavailable(
-                "the sandbox's launcher could not install its seccomp filter (see above)"
+                "the sandbox's launcher could not install its seccomp filter (its words are "
+                "in run.log)"
             )
         self.filter_fd = fds[0]
 

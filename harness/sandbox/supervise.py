@@ -18,7 +18,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.digests import hash_files
-from harness.sandbox.bwrap import Layout, Sandboxed, gpu_devices, python_paths
+from harness.sandbox.bwrap import (
+    Layout,
+    Sandboxed,
+    SandboxUnavailable,
+    gpu_devices,
+    python_paths,
+)
 from harness.sandbox.evidence import Evidence
 from harness.sandbox.filter import NotifyListener
 from harness.sandbox.messages import (
@@ -161,7 +167,7 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
         entry=entry,
         suites=job.data["suites"],
         preflight=job.data.get("preflight", {}).get("models", {}).get(spec.id),
-        root=str(job.root),
+        root=str(Path(job.root).absolute()),  # the worker's working directory is scratch
     )
     task_file = scratch / ".task.json"
     task_file.write_text(task.model_dump_json(), encoding="utf-8")
@@ -170,10 +176,18 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
     done = False
     reasons: list[str] = []  # what the worker said went wrong with the model itself
     try:
-        sandboxed, listener, capture = start_observed(
-            [sys.executable, "-m", "harness.worker", str(task_file), str(write_end)],
-            layout, scratch, job.evidence, spec.id, keep_fds=(write_end,),
-        )  # fmt: skip
+        try:
+            sandboxed, listener, capture = start_observed(
+                [sys.executable, "-m", "harness.worker", str(task_file), str(write_end)],
+                layout, scratch, job.evidence, spec.id, keep_fds=(write_end,),
+            )  # fmt: skip
+        except SandboxUnavailable as exc:
+            # This model's sandbox did not start (the self-test's did): its failure, not the
+            # run's; the other models still run.
+            entry.update(status="failed", error=f"its sandbox did not start: {exc}")
+            job.fail(spec.id, entry["error"])
+            job.save()
+            return
         os.close(write_end)
         write_end = None
         try:

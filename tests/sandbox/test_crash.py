@@ -74,8 +74,10 @@ def test_a_run_narrowed_to_one_model_scores_it_though_gates_name_another(tmp_pat
         {"name": "narrow", "models": models, "primary": "a", "suites": ["smoke_en"],
          "gates": [gate]},
     )  # fmt: skip
-    proc = run_harness("run", str(config), "--model", "b", "--limit", "2",
-                       "--output", str(tmp_path / "r"))  # fmt: skip
+    # A relative results root, as the config's default `results` is, from another directory.
+    proc = run_harness("run", str(config), "--model", "b", "--limit", "2", "--output", "r",
+                       cwd=tmp_path)  # fmt: skip
     results = json.loads((only_run_dir(tmp_path / "r") / "results.json").read_text())
     assert results["models"]["b"]["status"] == "ok", proc.stdout + proc.stderr
     assert results["models"]["b"]["suites"]["smoke_en"]["status"] == "ok"
+    assert list((tmp_path / "r" / ".cache").iterdir()), "the worker's cache is under the root"
