@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.errors import BadInputError
 from harness.evaluation import primary_metric
-from harness.record import RunRecord
+from harness.record import RunRecord, TaskResult
 
 
 @dataclass
@@ -66,7 +66,7 @@ def load_run(run_dir: Path) -> LoadedRun:
     not a run of this harness's schema."""
     from harness.record import load_record
 
-    return LoadedRun(RunRecord.model_validate(load_record(Path(run_dir))), Path(run_dir))
+    return LoadedRun(load_record(Path(run_dir)), Path(run_dir))
 
 
 def model_pairs(a: LoadedRun, b: LoadedRun, model_a: str | None, model_b: str | None):
@@ -109,7 +109,7 @@ def compare_runs(
                 continue
             for task, task_a in entry_a.tasks.items():
                 task_b = entry_b.tasks.get(task)
-                if task_b and task_a.get("metrics") and task_b.get("metrics"):
+                if task_b and task_a.metrics and task_b.metrics:
                     higher = entry_a.lm_eval.get("higher_is_better") or {}
                     compared = _compare_task(a, b, (first, second), suite, task, task_a, task_b)
                     out.append(_decide(compared, higher.get(task) or {}, alpha))
@@ -117,9 +117,9 @@ def compare_runs(
 
 
 def _compare_task(a, b, models, suite, task, task_a, task_b) -> TaskComparison:
-    key, value_a, se_a = primary_metric(task_a["metrics"])
+    key, value_a, se_a = primary_metric(task_a.metrics)
     metric = key.split(",")[0]
-    value_b, se_b = _metric(task_b["metrics"], key)
+    value_b, se_b = _metric(task_b.metrics, key)
     delta = None if value_a is None or value_b is None else value_b - value_a
     rows_a = _rows(a, task_a)
     rows_b = _rows(b, task_b)
@@ -153,9 +153,9 @@ def _metric(metrics: dict, key: str) -> tuple[float | None, float | None]:
     return _number(metrics.get(key)), _number(metrics.get(f"{name}_stderr,{filt}"))
 
 
-def _rows(run: LoadedRun, task_entry: dict) -> dict[tuple, dict]:
+def _rows(run: LoadedRun, task_entry: TaskResult) -> dict[tuple, dict]:
     """Per-sample rows of a task by (doc id, reference): the same item in both runs."""
-    relative = task_entry.get("samples_file")
+    relative = task_entry.samples_file
     if not relative:
         return {}
     path = run.directory / relative

@@ -25,6 +25,7 @@ from typing import Any
 
 from harness.config import Gate, RunConfig
 from harness.errors import BadInputError, ConfigError
+from harness.record import RunRecord, TaskResult, as_record
 
 FAILING = ("fail", "missing")
 
@@ -57,11 +58,15 @@ class GateCheck:
         return asdict(self)
 
 
-def judge_gates(config: RunConfig, results: dict, baseline: dict | None = None) -> list[GateCheck]:
-    """Every check of every gate of `config` on a results.json document (and a baseline's)."""
+def judge_gates(
+    config: RunConfig, results: dict | RunRecord, baseline: dict | RunRecord | None = None
+) -> list[GateCheck]:
+    """Every check of every gate of `config` on a run's record (and a baseline's)."""
+    record = as_record(results)
+    base = as_record(baseline) if baseline is not None else None
     checks = []
     for gate in config.gates:
-        checks += _judge(gate, config, results, baseline)
+        checks += _judge(gate, config, record, base)
     return checks
 
 
@@ -85,8 +90,10 @@ def summary(checks: list[GateCheck]) -> dict[str, Any]:
     }
 
 
-def load_baseline(reference: str, results_root: Path, config_name: str, current: Path | None):
-    """A baseline's results.json document: from a run directory or file, or `previous` (the
+def load_baseline(
+    reference: str, results_root: Path, config_name: str, current: Path | None
+) -> RunRecord | None:
+    """A baseline run's record: from a run directory or file, or `previous` (the
     latest earlier finished run of this config in the results index). None when `previous` has
     no earlier run."""
     if reference == "previous":
@@ -112,13 +119,13 @@ def load_baseline(reference: str, results_root: Path, config_name: str, current:
         raise ConfigError(f"baseline {reference}: {exc}") from None
 
 
-def _judge(gate: Gate, config: RunConfig, results: dict, baseline: dict | None):
+def _judge(gate: Gate, config: RunConfig, results: RunRecord, baseline: RunRecord | None):
     reference_model = None
     if gate.rule == "relative":
         reference_model = (
             config.primary_model if gate.relative_to == "primary" else gate.relative_to
         )
-    run_models = list(results.get("models", {}))
+    run_models = list(results.models)
     models = [m for m in (gate.models or run_models) if m != reference_model]
     subjects = [s for s in _subjects(gate, results) if _applies(gate, results, *s[:2])]
     if not subjects:
@@ -160,7 +167,7 @@ def _decide(gate, config, check, results, baseline, reference_model) -> GateChec
         reference, reference_stderr = gate.min, None
         threshold, noise = gate.min, z * stderr
     elif gate.rule == "relative":
-        if reference_model not in results.get("models", {}):
+        if reference_model not in results.models:
             why = f"reference model {reference_model} is not in this run"
             return GateCheck(**check, **none, status="not judged", detail=why)
         reference, reference_stderr, _ = _score(
@@ -200,11 +207,11 @@ def _decide(gate, config, check, results, baseline, reference_model) -> GateChec
     )
 
 
-def _subjects(gate: Gate, results: dict):
+def _subjects(gate: Gate, results: RunRecord):
     """(suite, task, language) triples the gate selects, from the run's suites."""
-    for suite, info in results.get("suites", {}).items():
-        languages = info.get("languages", {})
-        leaves = info.get("tasks", [])
+    for suite, info in results.suites.items():
+        languages = info.languages
+        leaves = info.tasks
         if gate.task is not None:
             picked = [t for t in [suite, *leaves] if t in gate.names("task")]
         elif gate.language is not None:
@@ -217,34 +224,34 @@ def _subjects(gate: Gate, results: dict):
             yield suite, task, languages.get(task)
 
 
-def _applies(gate: Gate, results: dict, suite: str, task: str) -> bool:
+def _applies(gate: Gate, results: RunRecord, suite: str, task: str) -> bool:
     """Whether a selected task has the gate's metric: a task scored without it (the short
     answers of a language, for an accuracy gate) is out of the gate's scope. A task nobody
     scored stays in scope, and is missing."""
     if gate.metric is None:
         return True
-    scored = [
-        m.get("suites", {}).get(suite, {}).get("tasks", {}).get(task, {}).get("metrics") or {}
-        for m in results.get("models", {}).values()
-    ]
+    scored = [_task(results, model, suite, task).metrics for model in results.models]
     scored = [metrics for metrics in scored if metrics]
     return not scored or any(k.split(",")[0] == gate.metric for m in scored for k in m)
 
 
-def _suite_has_score(results: dict, suite: str) -> bool:
-    for model in results.get("models", {}).values():
-        task = model.get("suites", {}).get(suite, {}).get("tasks", {}).get(suite, {})
-        if task.get("metrics"):
-            return True
-    return False
+def _suite_has_score(results: RunRecord, suite: str) -> bool:
+    return any(_task(results, model, suite, suite).metrics for model in results.models)
 
 
-def _score(results: dict | None, model: str, suite: str, task: str, metric: str | None):
+def _task(results: RunRecord | None, model: str, suite: str, task: str) -> TaskResult:
+    """A model's result on a task; an empty one where it has none."""
+    entry = results.models.get(model) if results is not None else None
+    scored = entry.suites.get(suite) if entry is not None else None
+    found = scored.tasks.get(task) if scored is not None else None
+    return found if found is not None else TaskResult()
+
+
+def _score(results: RunRecord | None, model: str, suite: str, task: str, metric: str | None):
     """(value, stderr, metric name) of a task's score, or Nones."""
     from harness.evaluation import primary_metric
 
-    entry = (results or {}).get("models", {}).get(model, {}).get("suites", {}).get(suite, {})
-    metrics = entry.get("tasks", {}).get(task, {}).get("metrics") or {}
+    metrics = _task(results, model, suite, task).metrics
     if metric is None:
         key, value, stderr = primary_metric(metrics)
         return value, stderr, key.split(",")[0] or None
@@ -255,17 +262,17 @@ def _score(results: dict | None, model: str, suite: str, task: str, metric: str 
     return _number(metrics[key]), _number(metrics.get(f"{name}_stderr,{filt}")), name
 
 
-def _why_missing(results: dict, model: str, suite: str) -> str:
-    entry = results.get("models", {}).get(model)
+def _why_missing(results: RunRecord, model: str, suite: str) -> str:
+    entry = results.models.get(model)
     if entry is None:
         return "model not in this run"
-    if entry.get("status") in ("skipped", "failed") and not entry.get("suites"):
-        return f"model {entry['status']}: {entry.get('error', '')}".strip()
-    suite_entry = entry.get("suites", {}).get(suite)
+    if entry.status in ("skipped", "failed") and not entry.suites:
+        return f"model {entry.status}: {entry.error or ''}".strip()
+    suite_entry = entry.suites.get(suite)
     if suite_entry is None:
         return "suite not scored"
-    if suite_entry.get("status") == "failed":
-        return f"suite failed: {suite_entry.get('error', '')}"
+    if suite_entry.status == "failed":
+        return f"suite failed: {suite_entry.error or ''}"
     return "no such metric in the results"
 
 

@@ -9,30 +9,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
+from harness.record import RunRecord
 from harness.reports.files import write_json_atomic
 
 INDEX = "index.json"
 
 
-def record_run(root: Path, data: dict[str, Any]) -> None:
-    """Add (or replace) the entry of the run in `data` (a results.json document)."""
+def record_run(root: Path, record: RunRecord) -> None:
+    """Add (or replace) the entry of the run in `record`."""
     from filelock import FileLock
 
-    run_dir = Path(data["run"]["directory"])
+    run = record.run
     entry = {
-        "config": data["run"]["name"],
-        "directory": _relative(run_dir, root),
-        "started": data["run"]["started"],
-        "finished": data["run"].get("finished"),
-        "status": data.get("status"),
-        "exit_code": data.get("exit_code"),
-        "config_hash": data.get("config_hash"),
-        "models": {m: e.get("status") for m, e in data.get("models", {}).items()},
+        "config": run.name,
+        "directory": _relative(Path(run.directory), root),
+        "started": run.started,
+        "finished": run.finished,
+        "status": record.status,
+        "exit_code": record.exit_code,
+        "config_hash": record.config_hash,
+        "models": {m: e.status for m, e in record.models.items()},
         "gates": [
-            {k: c[k] for k in ("gate", "model", "task", "metric", "value", "stderr", "status")}
-            for c in (data.get("gates") or {}).get("checks", [])
+            c.model_dump(include={"gate", "model", "task", "metric", "value", "stderr", "status"})
+            for c in (record.gates.checks if record.gates else [])
         ],
     }
     with FileLock(str(root / (INDEX + ".lock"))):

@@ -15,17 +15,28 @@ from typing import Any
 from harness.config import ModelSpec, RunConfig
 from harness.digests import hash_files
 from harness.phases import PhaseClock
-from harness.record import SCHEMA_VERSION, check_record
+from harness.record import SCHEMA_VERSION, RunRecord, check_record
 from harness.reports.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
     """What a run produced: its directory and the results.json document."""
 
     run_dir: Path
     data: dict[str, Any]
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def record(self) -> RunRecord:
+        """results.json as its typed record."""
+        return RunRecord.model_validate(self.data)
+
+    def __repr__(self) -> str:
+        return (
+            f"RunResult(run_dir={str(self.run_dir)!r}, status={self.data.get('status')!r}, "
+            f"exit_code={self.exit_code}, failures={len(self.failures)})"
+        )
 
     @property
     def attempts(self) -> list[dict]:
@@ -77,7 +88,7 @@ class Job:
         self.phases = PhaseClock()
         self.data: dict[str, Any] = {}
         self.result: RunResult
-        self.baseline: dict | None = None
+        self.baseline: RunRecord | None = None
         self.root: Path
 
     def start(self, root: Path, config_file: Path | None, suites, offline: dict) -> None:
@@ -122,13 +133,14 @@ class Job:
         self.log_handler = _log_to(self.run_dir / "run.log")
         self.save()
 
-    def save(self) -> None:
-        """Rewrite results.json with everything known now, attempts included."""
+    def save(self) -> RunRecord:
+        """Rewrite results.json with everything known now, attempts included; its record."""
         self.data["offline"]["attempts"] = self.evidence.attempts()
         self.data["offline"]["files"] = attested_files(self.data)
         self.data["run"]["phases"] = self.phases.to_dict()
-        check_record(self.data)
+        record = check_record(self.data)
         write_json_atomic(self.run_dir / "results.json", self.data)
+        return record
 
     def finish(self) -> None:
         """Close the record, whatever the end was, and render report.md from it."""
@@ -144,14 +156,14 @@ class Job:
         self.judge()
         interrupted = self.data["status"] == "interrupted"
         self.data["exit_code"] = 130 if interrupted else self.result.exit_code
-        self.save()
+        record = self.save()
         from harness.history import record_run
 
         with self.phases.phase("report"):
-            write_text_atomic(self.run_dir / "report.md", render_report(self.data))
-            write_text_atomic(self.run_dir / "report.html", render_html(self.data))
-            write_text_atomic(self.run_dir / "junit.xml", render_junit(self.data))
-            record_run(self.root, self.data)
+            write_text_atomic(self.run_dir / "report.md", render_report(record))
+            write_text_atomic(self.run_dir / "report.html", render_html(record))
+            write_text_atomic(self.run_dir / "junit.xml", render_junit(record))
+            record_run(self.root, record)
         self.save()  # with the report phase's time
         logging.getLogger().removeHandler(self.log_handler)
         self.log_handler.close()
@@ -164,7 +176,7 @@ class Job:
             return
         checks = judge_gates(self.config, self.data, self.baseline)
         self.data["gates"] = {
-            "baseline": (self.baseline or {}).get("run", {}).get("directory"),
+            "baseline": self.baseline.run.directory if self.baseline else None,
             "noise_z": self.config.noise_z,
             **summary(checks),
             "checks": [c.to_dict() for c in checks],

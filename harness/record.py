@@ -60,13 +60,31 @@ class SuiteInfo(_Record):
     data_files: list[FileRecord] = []
 
 
+class SampleCounts(_Record):
+    original: int
+    effective: int
+
+
+class TaskResult(_Record):
+    """One task (or group) of a suite as scored: lm-eval's metric entries as given."""
+
+    metrics: dict[str, Any] = {}
+    """lm-eval's entries, keyed `metric,filter` (`acc,none`, `acc_stderr,none`, ...)."""
+    n_samples: SampleCounts | None = None
+    alias: str | None = None
+    samples_file: str | None = None
+    """The per-sample log, relative to the run directory."""
+    generation: dict[str, int] | None = None
+    """For generation tasks: how many answers thought, and how many hit the token limit."""
+
+
 class SuiteResult(_Record):
     status: Literal["ok", "failed"]
     error: str | None = None
     seconds: float | None = None
     data_seconds: float | None = None
     work: dict[str, float] = {}
-    tasks: dict[str, dict[str, Any]] = {}
+    tasks: dict[str, TaskResult] = {}
     lm_eval: dict[str, Any] = {}
 
 
@@ -144,17 +162,91 @@ class AttestedFiles(_Record):
     data: list[AttestedFile] = []
 
 
+class SelfTest(_Record):
+    passed: bool
+    method: str
+    connection_seen: bool | None = None
+    refusal_seen: bool | None = None
+    seconds: float | None = None
+
+
+class CaptureRecord(_Record):
+    enabled: bool
+    reason: str | None = None
+
+
+class SandboxRecord(_Record):
+    """Whether the evaluated code ran in the sandbox, and its layers."""
+
+    enforced: bool
+    reason: str | None = None
+    """Why there was no sandbox."""
+    tool: str | None = None
+    namespaces: list[str] = []
+    capabilities: str | None = None
+    file_system: str | None = None
+    capture: CaptureRecord | None = None
+    self_test: SelfTest | None = None
+
+
+class GuardRecord(_Record):
+    installed: bool
+    kind: str
+    allow_loopback: bool
+    self_test: SelfTest
+    children: str
+    scope: str
+
+
+class KernelRecord(_Record):
+    enforced: bool
+    method: str | None = None
+    denies: list[str] = []
+    reason: str | None = None
+
+
+class IsolationRecord(_Record):
+    isolated: bool
+    method: str | None = None
+    interfaces: list[str] = []
+    routes_leaving: int | None = None
+    netns: str | None = None
+    fallback: bool = False
+    reason: str | None = None
+
+
 class OfflineRecord(_Record):
     policy: dict[str, Any]
     set_offline_env: bool
     imported_before_env: list[str] = []
     env: dict[str, str | None] = {}
-    sandbox: dict[str, Any]
-    guard: dict[str, Any]
-    kernel: dict[str, Any]
-    isolation: dict[str, Any]
+    sandbox: SandboxRecord
+    guard: GuardRecord
+    kernel: KernelRecord
+    isolation: IsolationRecord
     attempts: list[Attempt] = []
     files: AttestedFiles = AttestedFiles()
+
+
+class GateCheckRecord(_Record):
+    """One gate judged for one model on one task (`harness.gates.GateCheck`)."""
+
+    gate: str
+    rule: str
+    model: str
+    suite: str
+    task: str
+    language: str | None
+    metric: str
+    value: float | None
+    stderr: float | None
+    reference: float | None
+    reference_stderr: float | None
+    threshold: float | None
+    margin: float | None
+    noise: float | None
+    status: str
+    detail: str
 
 
 class GatesRecord(_Record):
@@ -163,7 +255,7 @@ class GatesRecord(_Record):
     passed: bool
     counts: dict[str, int]
     verdicts: dict[str, dict[str, str]]
-    checks: list[dict[str, Any]]
+    checks: list[GateCheckRecord]
 
 
 class RunRecord(_Record):
@@ -184,18 +276,23 @@ class RunRecord(_Record):
     exit_code: int | None = None
 
 
-def check_record(data: dict) -> None:
-    """Raise `ValueError` naming the field if `data` is not a valid `RunRecord` (a bug in
-    harness, or a worker message that should have been refused)."""
+def check_record(data: dict) -> RunRecord:
+    """`data` as its typed record; `ValueError` naming the field if it is not a valid
+    `RunRecord` (a bug in harness, or a worker message that should have been refused)."""
     try:
-        RunRecord.model_validate(data)
+        return RunRecord.model_validate(data)
     except ValidationError as exc:
         raise ValueError(f"results.json would not match its schema: {exc}") from None
 
 
-def load_record(path: Path) -> dict:
-    """A results.json document checked against the schema; `BadInputError` (exit 2) for a file
-    that is not one, naming the file and the fix."""
+def as_record(results: dict | RunRecord) -> RunRecord:
+    """The typed record of a results document (already checked, or checked now)."""
+    return results if isinstance(results, RunRecord) else RunRecord.model_validate(results)
+
+
+def load_record(path: Path) -> RunRecord:
+    """A results.json document as its typed record; `BadInputError` (exit 2) for a file that
+    is not one, naming the file and the fix."""
     path = path / "results.json" if path.is_dir() else path
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -217,14 +314,13 @@ def load_record(path: Path) -> dict:
             f"{SCHEMA_VERSION}; use the harness that wrote it"
         )
     try:
-        RunRecord.model_validate(data)
+        return RunRecord.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BadInputError(
             f"{path}: not a valid harness results document ({where}: {first['msg']})"
         ) from None
-    return data
 
 
 def schema() -> dict:

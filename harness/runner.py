@@ -20,6 +20,7 @@ from harness.config import ModelSpec, RunConfig
 from harness.errors import ConfigError, ModelNotFoundError
 from harness.job import GuardEvidence, Job, RunResult
 from harness.offline.policy import go_offline
+from harness.record import RunRecord
 
 __all__ = ["RunResult", "run", "select", "substitute_paths"]
 
@@ -176,7 +177,7 @@ def _run(config, evidence, offline, config_file, output_dir, say, show_progress,
     return job.result
 
 
-def _baseline(config: RunConfig, root: Path, say) -> dict | None:
+def _baseline(config: RunConfig, root: Path, say) -> RunRecord | None:
     """The baseline run's results for `max_drop` gates, read before anything else happens."""
     if config.baseline is None:
         return None
@@ -186,7 +187,7 @@ def _baseline(config: RunConfig, root: Path, say) -> dict | None:
     if data is None:
         say(f"baseline: no earlier complete run of '{config.name}' under {root}")
     else:
-        say(f"baseline: {data['run']['directory']}")
+        say(f"baseline: {data.run.directory}")
     return data
 
 

@@ -9,6 +9,8 @@ from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.gates import judge_gates, summary
 
+from .records import crafted_record
+
 
 def results(scores: dict[str, dict[str, tuple[float, float]]], failed: dict | None = None):
     """A results.json document: model -> task -> (acc, stderr) for the native_hi and native_ta
@@ -29,7 +31,7 @@ def results(scores: dict[str, dict[str, tuple[float, float]]], failed: dict | No
         models[model] = entry
     for model, error in (failed or {}).items():
         models[model] = {"status": "failed", "error": error, "suites": {}}
-    return {"suites": suites, "models": models}
+    return crafted_record(suites=suites, models=models)
 
 
 def config(gates: list[dict], models=("qwen", "glm"), **extra) -> RunConfig:

@@ -8,6 +8,7 @@ import json
 from harness.history import previous_run, read_index, record_run
 
 from .conftest import only_run_dir, run_harness, write_config
+from .records import crafted_record
 
 
 def test_second_run_is_judged_against_the_first(tmp_path, tiny_model_dir):
@@ -54,8 +55,8 @@ def test_previous_run_skips_unfinished_runs(tmp_path):
         (run_dir / "results.json").write_text("{}")
         record_run(
             tmp_path,
-            {"run": {"name": "cfg", "directory": str(run_dir), "started": stamp},
-             "status": status, "exit_code": 0},
+            crafted_record(run={"name": "cfg", "directory": str(run_dir), "started": stamp},
+                           status=status, exit_code=0),
         )  # fmt: skip
     assert previous_run(tmp_path, "cfg") == tmp_path / "cfg" / "T1"
     assert previous_run(tmp_path, "cfg", exclude=tmp_path / "cfg" / "T1") is None

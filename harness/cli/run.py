@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -23,6 +24,9 @@ from harness.cli._common import (
     wide_console,
     with_data_dir,
 )
+
+if TYPE_CHECKING:
+    from harness.record import GatesRecord, RunRecord
 
 
 @main.command("run")
@@ -131,10 +135,11 @@ def run_command(
         )
         from harness.reports.markdown import sandbox_warning
 
-        if warning := sandbox_warning(result.data):
+        record = result.record
+        if warning := sandbox_warning(record):
             console.print(f"[red]{warning}[/red]", highlight=False)
-        _print_summary(result.data)
-        attempts = result.data["offline"]["attempts"]
+        _print_summary(record)
+        attempts = record.offline.attempts
         console.print(
             f"network attempts: {len(attempts)}"
             + ("" if not attempts else " [red](blocked; see the report)[/red]")
@@ -142,7 +147,7 @@ def run_command(
         console.print(f"results: {result.run_dir}/report.md")
         for failure in result.failures:
             console.print(f"[red]failed:[/red] {failure}")
-        _print_gates(result.data.get("gates"))
+        _print_gates(record.gates)
         if result.exit_code == 3:
             console.print(
                 f"[red]error:[/red] {len(attempts)} network attempt(s) under offline mode "
@@ -263,40 +268,40 @@ def plan_command(config_file: Path, context, model_paths) -> None:
     sys.exit(guarded(work))
 
 
-def _print_gates(gates: dict | None) -> None:
-    if not gates:
+def _print_gates(gates: GatesRecord | None) -> None:
+    if gates is None:
         return
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(gates["counts"].items()))
-    colour = "green" if gates["passed"] else "red"
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(gates.counts.items()))
+    colour = "green" if gates.passed else "red"
     console.print(
-        f"gates: [{colour}]{'passed' if gates['passed'] else 'FAILED'}[/{colour}] ({counts})"
+        f"gates: [{colour}]{'passed' if gates.passed else 'FAILED'}[/{colour}] ({counts})"
     )
-    for check in gates["checks"]:
-        if check["status"] in ("fail", "missing"):
+    for check in gates.checks:
+        if check.status in ("fail", "missing"):
             console.print(
-                f"  [red]{check['status']}[/red] {check['gate']}: {check['model']} "
-                f"{check['task']} {check['metric']}: {check['detail']}"
+                f"  [red]{check.status}[/red] {check.gate}: {check.model} "
+                f"{check.task} {check.metric}: {check.detail}"
             )
 
 
-def _print_summary(data: dict) -> None:
+def _print_summary(record: RunRecord) -> None:
     from harness.evaluation import primary_metric
 
     table = Table("model", "suite", "task", "metric", "value", "± stderr", "n")
-    for model_id, model in data["models"].items():
-        if model.get("status") == "skipped":
+    for model_id, model in record.models.items():
+        if model.status == "skipped":
             table.add_row(model_id, "—", "—", "—", "[yellow]skipped: not here[/yellow]", "", "")
-        if model.get("status") == "failed" and not model.get("suites"):
+        if model.status == "failed" and not model.suites:
             table.add_row(model_id, "—", "—", "—", "[red]failed to load[/red]", "", "")
-        for suite, result in model.get("suites", {}).items():
-            if result["status"] == "failed":
+        for suite, result in model.suites.items():
+            if result.status == "failed":
                 table.add_row(model_id, suite, "—", "—", "[red]failed[/red]", "", "")
                 continue
-            for task, task_result in result["tasks"].items():
-                if not task_result.get("metrics"):
+            for task, task_result in result.tasks.items():
+                if not task_result.metrics:
                     continue  # a group without an aggregate score
-                name, value, stderr = primary_metric(task_result.get("metrics", {}))
-                counts = task_result.get("n_samples") or {}
+                name, value, stderr = primary_metric(task_result.metrics)
+                counts = task_result.n_samples
                 table.add_row(
                     model_id,
                     suite,
@@ -304,6 +309,6 @@ def _print_summary(data: dict) -> None:
                     name.split(",")[0],
                     f"{value:.3f}" if value is not None else "n/a",
                     f"{stderr:.3f}" if stderr is not None else "",
-                    str(counts.get("effective", "")),
+                    str(counts.effective) if counts else "",
                 )
     Console().print(table)

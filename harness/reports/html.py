@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.evaluation import primary_metric
+from harness.record import GatesRecord, RunRecord, as_record
 from harness.reports import speed
 
 _TEMPLATE = Path(__file__).with_name("report.html.j2")
 
 
-def render_html(results: dict[str, Any]) -> str:
-    """The HTML report for a results.json document."""
+def render_html(results: RunRecord | dict) -> str:
+    """The HTML report of a run's record."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(
@@ -33,27 +34,28 @@ def render_html(results: dict[str, Any]) -> str:
     env.filters["pct"] = lambda v: "—" if v is None else f"{v:.1%}"
     env.filters["gib"] = lambda v: "—" if not v else f"{v / 2**30:.1f} GiB"
     env.filters["secs"] = lambda v: "—" if v is None else f"{v:.1f} s"
-    return env.get_template(_TEMPLATE.name).render(**view(results))
+    return env.get_template(_TEMPLATE.name).render(**view(as_record(results)))
 
 
-def view(results: dict[str, Any]) -> dict[str, Any]:
+def view(results: RunRecord) -> dict[str, Any]:
     """What the page shows, computed once: the template only lays it out."""
     columns = _columns(results)
-    models = list(results["models"])
+    models = list(results.models)
     cells = {
         (model, column["task"]): _cell(results, model, column["suite"], column["task"])
         for model in models
         for column in columns
     }
-    gates = results.get("gates")
-    if gates:
+    gates = results.gates
+    if gates is not None:
         order = ("fail", "missing", "within noise", "not judged", "pass")
-        gates = {**gates, "checks": sorted(gates["checks"], key=lambda c: order.index(c["status"]))}
+        checks = sorted(gates.checks, key=lambda c: order.index(c.status))
+        gates = gates.model_copy(update={"checks": checks})
     return {
         "r": results,
-        "run": results["run"],
+        "run": results.run,
         "gates": gates,
-        "verdict_keys": _verdict_keys(results.get("gates")),
+        "verdict_keys": _verdict_keys(results.gates),
         "columns": columns,
         "languages": _spans(columns),
         "models": models,
@@ -62,8 +64,8 @@ def view(results: dict[str, Any]) -> dict[str, Any]:
         "generation": _generation_rows(results),
         "tokenizer": [
             (model, language, fit)
-            for model, entry in results["models"].items()
-            for language, fit in (entry.get("tokenizer") or {}).items()
+            for model, entry in results.models.items()
+            for language, fit in (entry.tokenizer or {}).items()
             if isinstance(fit, dict)
         ],
         "timings": _timings(results),
@@ -73,12 +75,12 @@ def view(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _columns(results: dict) -> list[dict]:
+def _columns(results: RunRecord) -> list[dict]:
     """Every scored task, ordered by language, with where its per-sample log is."""
     seen: dict[str, dict] = {}
-    for suite, info in results.get("suites", {}).items():
-        languages = info.get("languages", {})
-        for task in [suite, *info.get("tasks", [])]:
+    for suite, info in results.suites.items():
+        languages = info.languages
+        for task in [suite, *info.tasks]:
             if task in seen:
                 continue
             if task == suite and not _suite_scored(results, suite):
@@ -87,10 +89,11 @@ def _columns(results: dict) -> list[dict]:
     return sorted(seen.values(), key=lambda c: (c["language"] or "~", c["task"]))
 
 
-def _suite_scored(results: dict, suite: str) -> bool:
+def _suite_scored(results: RunRecord, suite: str) -> bool:
     return any(
-        m.get("suites", {}).get(suite, {}).get("tasks", {}).get(suite, {}).get("metrics")
-        for m in results["models"].values()
+        m.suites[suite].tasks[suite].metrics
+        for m in results.models.values()
+        if suite in m.suites and suite in m.suites[suite].tasks
     )
 
 
@@ -104,20 +107,20 @@ def _spans(columns: list[dict]) -> list[tuple[str, int]]:
     return spans
 
 
-def _cell(results: dict, model: str, suite: str, task: str) -> dict:
-    entry = results["models"][model].get("suites", {}).get(suite)
-    if not entry:
+def _cell(results: RunRecord, model: str, suite: str, task: str) -> dict:
+    entry = results.models[model].suites.get(suite)
+    if entry is None:
         return {"text": "—", "colour": "#eee", "title": "not scored"}
-    if entry.get("status") == "failed":
-        return {"text": "failed", "colour": "#f4c7c3", "title": entry.get("error", "")}
-    task_entry = entry.get("tasks", {}).get(task, {})
-    name, value, stderr = primary_metric(task_entry.get("metrics", {}))
-    if value is None:
+    if entry.status == "failed":
+        return {"text": "failed", "colour": "#f4c7c3", "title": entry.error or ""}
+    task_entry = entry.tasks.get(task)
+    name, value, stderr = primary_metric(task_entry.metrics if task_entry else {})
+    if task_entry is None or value is None:
         return {"text": "n/a", "colour": "#eee", "title": "no score"}
     metric = name.split(",")[0]
     scale = 100.0 if metric.startswith("chrf") else 1.0
     share = max(0.0, min(1.0, value / scale))
-    items = int((task_entry.get("n_samples") or {}).get("effective", 0))
+    items = task_entry.n_samples.effective if task_entry.n_samples else 0
     return {
         "text": _num(value) + (f" ± {_num(stderr)}" if stderr is not None else ""),
         "colour": f"hsl({120 * share:.0f}, 65%, {88 - 10 * share:.0f}%)",
@@ -126,7 +129,7 @@ def _cell(results: dict, model: str, suite: str, task: str) -> dict:
         "stderr": stderr,
         "metric": metric,
         "scale": scale,
-        "samples": task_entry.get("samples_file"),
+        "samples": task_entry.samples_file,
     }
 
 
@@ -169,50 +172,50 @@ def _chart(column: dict, models: list[str], cells: dict) -> dict:
     }
 
 
-def _verdict_keys(gates: dict | None) -> list[str]:
-    if not gates:
+def _verdict_keys(gates: GatesRecord | None) -> list[str]:
+    if gates is None:
         return []
-    return sorted({k for per_model in gates.get("verdicts", {}).values() for k in per_model})
+    return sorted({k for per_model in gates.verdicts.values() for k in per_model})
 
 
-def _generation_rows(results: dict) -> list[tuple[str, str, dict]]:
+def _generation_rows(results: RunRecord) -> list[tuple[str, str, dict]]:
     return [
-        (model, task, entry["generation"])
-        for model, m in results["models"].items()
-        for suite in m.get("suites", {}).values()
-        for task, entry in suite.get("tasks", {}).items()
-        if entry.get("generation")
+        (model, task, entry.generation)
+        for model, m in results.models.items()
+        for suite in m.suites.values()
+        for task, entry in suite.tasks.items()
+        if entry.generation
     ]
 
 
-def _timings(results: dict) -> list[dict]:
+def _timings(results: RunRecord) -> list[dict]:
     rows = []
-    for model, entry in results["models"].items():
-        suites = entry.get("suites", {})
+    for model, entry in results.models.items():
+        suites = entry.suites
         rows.append(
             {
                 "model": model,
-                "status": entry.get("status"),
-                "device": entry.get("device"),
-                "dtype": entry.get("dtype"),
-                "parameters": entry.get("parameters"),
-                "hash": entry.get("hash_seconds"),
-                "load": entry.get("load_seconds"),
-                "suites": {name: s.get("seconds") for name, s in suites.items()},
-                "scoring": sum(s.get("seconds") or 0 for s in suites.values()),
+                "status": entry.status,
+                "device": entry.device,
+                "dtype": entry.dtype,
+                "parameters": entry.parameters,
+                "hash": entry.hash_seconds,
+                "load": entry.load_seconds,
+                "suites": {name: s.seconds for name, s in suites.items()},
+                "scoring": sum(s.seconds or 0 for s in suites.values()),
             }
         )
     return rows
 
 
-def _failures(results: dict) -> list[tuple[str, str, str]]:
+def _failures(results: RunRecord) -> list[tuple[str, str, str]]:
     out = []
-    for model, entry in results["models"].items():
-        if entry.get("status") in ("failed", "skipped") and not entry.get("suites"):
-            out.append((model, f"({entry['status']})", entry.get("error", "")))
-        for suite, s in entry.get("suites", {}).items():
-            if s.get("status") == "failed":
-                out.append((model, suite, s.get("error", "")))
+    for model, entry in results.models.items():
+        if entry.status in ("failed", "skipped", "interrupted") and not entry.suites:
+            out.append((model, f"(model {entry.status})", entry.error or ""))
+        for suite, s in entry.suites.items():
+            if s.status == "failed":
+                out.append((model, suite, s.error or ""))
     return out
 
 

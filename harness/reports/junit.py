@@ -9,60 +9,59 @@ run), and one for the offline attestation (failed on any network attempt).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
 
 from harness.gates import FAILING
+from harness.record import GateCheckRecord, ModelRecord, RunRecord, as_record
 
 
-def render_junit(results: dict[str, Any]) -> str:
-    """The JUnit XML document of a results.json document."""
-    name = f"harness: {results['run']['name']}"
-    root = ET.Element("testsuites", name=name)
-    for model, entry in results["models"].items():
+def render_junit(results: RunRecord | dict) -> str:
+    """The JUnit XML document of a run's record."""
+    results = as_record(results)
+    root = ET.Element("testsuites", name=f"harness: {results.run.name}")
+    for model, entry in results.models.items():
         suite_el = ET.SubElement(root, "testsuite", name=model)
         for case in _cases(results, model, entry):
             suite_el.append(case)
         _count(suite_el)
     offline = ET.SubElement(root, "testsuite", name="offline attestation")
-    attempts = results["offline"].get("attempts", [])
+    attempts = results.offline.attempts
     case = ET.SubElement(offline, "testcase", classname="offline", name="no network attempt")
     if attempts:
-        targets = ", ".join(sorted({f"{a['host']}:{a.get('port') or ''}" for a in attempts}))
+        targets = ", ".join(sorted({f"{a.host}:{a.port or ''}" for a in attempts}))
         ET.SubElement(case, "failure", message=f"{len(attempts)} network attempt(s): {targets}")
     _count(offline)
     _count(root)
-    root.set("time", f"{results['run'].get('wall_seconds') or 0:.3f}")
+    root.set("time", f"{results.run.wall_seconds or 0:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _cases(results: dict, model: str, entry: dict):
-    gates = results.get("gates")
-    suites = results["config"]["suites"]
-    if not gates:
-        for suite in suites:
-            scored = entry.get("suites", {}).get(suite)
+def _cases(results: RunRecord, model: str, entry: ModelRecord):
+    gates = results.gates
+    if gates is None:
+        for suite in results.config["suites"]:
+            scored = entry.suites.get(suite)
             case = ET.Element("testcase", classname=f"{model}.{suite}", name="scored")
-            case.set("time", f"{(scored or {}).get('seconds') or 0:.3f}")
-            if not scored or scored.get("status") != "ok":
-                why = (scored or {}).get("error") or entry.get("error") or "not scored"
+            case.set("time", f"{(scored.seconds if scored else 0) or 0:.3f}")
+            if scored is None or scored.status != "ok":
+                why = (scored.error if scored else None) or entry.error or "not scored"
                 ET.SubElement(case, "failure", message=why)
             yield case
         return
-    grouped: dict[tuple[str, str], list[dict]] = {}
-    for check in gates["checks"]:
-        if check["model"] == model:
-            grouped.setdefault((check["suite"], check["gate"]), []).append(check)
+    grouped: dict[tuple[str, str], list[GateCheckRecord]] = {}
+    for check in gates.checks:
+        if check.model == model:
+            grouped.setdefault((check.suite, check.gate), []).append(check)
     for (suite, gate), checks in grouped.items():
         case = ET.Element("testcase", classname=f"{model}.{suite}", name=gate)
-        bad = [c for c in checks if c["status"] in FAILING]
-        lines = [f"{c['task']} {c['metric']}: {c['status']}: {c['detail']}" for c in checks]
+        bad = [c for c in checks if c.status in FAILING]
+        lines = [f"{c.task} {c.metric}: {c.status}: {c.detail}" for c in checks]
         if bad:
             ET.SubElement(case, "failure", message="; ".join(
-                f"{c['task']} {c['status']}: {c['detail']}" for c in bad
+                f"{c.task} {c.status}: {c.detail}" for c in bad
             )).text = "\n".join(lines)  # fmt: skip
-        elif all(c["status"] == "not judged" for c in checks):
-            ET.SubElement(case, "skipped", message=checks[0]["detail"])
+        elif all(c.status == "not judged" for c in checks):
+            ET.SubElement(case, "skipped", message=checks[0].detail)
         else:
             ET.SubElement(case, "system-out").text = "\n".join(lines)
         yield case

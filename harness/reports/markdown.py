@@ -3,28 +3,39 @@ offline attestation. Built from results.json alone, so it can be regenerated fro
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.evaluation import primary_metric
+from harness.record import (
+    GatesRecord,
+    IsolationRecord,
+    KernelRecord,
+    ModelRecord,
+    OfflineRecord,
+    RunRecord,
+    SandboxRecord,
+    SuiteResult,
+    as_record,
+)
 from harness.reports import speed
 
 
-def render_report(results: dict[str, Any]) -> str:
-    """The Markdown report for a results.json document."""
-    run = results["run"]
-    lines = [f"# Run `{run['name']}`", ""]
+def render_report(results: RunRecord | dict) -> str:
+    """The Markdown report of a run's record."""
+    results = as_record(results)
+    run = results.run
+    lines = [f"# Run `{run.name}`", ""]
     if warning := sandbox_warning(results):
         lines += [f"> **{warning}**", ""]
-    if results["config"].get("description"):
-        lines += [results["config"]["description"].strip(), ""]
+    if results.config.get("description"):
+        lines += [results.config["description"].strip(), ""]
+    exit_code = "-" if results.exit_code is None else results.exit_code
     lines += [
-        f"- Status: **{results['status']}** (exit code {results.get('exit_code', '-')})",
-        f"- Started {run['started']}, finished {run.get('finished') or '-'}, "
-        f"wall time {_seconds(run.get('wall_seconds'))}",
-        f"- Config: `{run.get('config_file') or '-'}` (sha256 `{results['config_hash'][:16]}…`)",
+        f"- Status: **{results.status}** (exit code {exit_code})",
+        f"- Started {run.started}, finished {run.finished or '-'}, "
+        f"wall time {_seconds(run.wall_seconds)}",
+        f"- Config: `{run.config_file or '-'}` (sha256 `{results.config_hash[:16]}…`)",
         "",
     ]
-    lines += _verdict(results.get("gates"))
+    lines += _verdict(results.gates)
     lines += [
         "## Scores",
         "",
@@ -34,26 +45,26 @@ def render_report(results: dict[str, Any]) -> str:
     ]
     lines += _language_table(results)
     lines += _score_tables(results)
-    lines += _generation_table(results["models"])
-    lines += _tokenizer_table(results["models"])
+    lines += _generation_table(results.models)
+    lines += _tokenizer_table(results.models)
     lines += ["## Models", ""]
     lines += _model_table(results)
     lines += _speed(results)
-    lines += _preflight(results.get("preflight"))
+    lines += _preflight(results.preflight)
     lines += ["## Environment", ""]
-    lines += _environment(results["environment"])
+    lines += _environment(results.environment)
     lines += ["## Offline attestation", ""]
-    lines += _attestation(results["offline"])
+    lines += _attestation(results.offline)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _score_tables(results: dict) -> list[str]:
+def _score_tables(results: RunRecord) -> list[str]:
     lines: list[str] = []
-    models = results["models"]
-    for suite in results["config"]["suites"]:
-        info = results.get("suites", {}).get(suite, {})
-        leaves = info.get("tasks", [])
-        languages = info.get("languages", {})
+    models = results.models
+    for suite in results.config["suites"]:
+        info = results.suites.get(suite)
+        leaves = info.tasks if info else []
+        languages = info.languages if info else {}
         columns = [
             c
             for c in [suite] + [t for t in leaves if t != suite]
@@ -62,30 +73,31 @@ def _score_tables(results: dict) -> list[str]:
         header = ["model"] + [f"{languages[c]} ({c})" if c in languages else c for c in columns]
         lines += [f"### {suite}", "", _row(header), _row(["---"] * len(header))]
         for model_id, model in models.items():
-            suite_result = model.get("suites", {}).get(suite)
+            suite_result = model.suites.get(suite)
             cells = [model_id]
             for column in columns:
                 cells.append(_score_cell(suite_result, column))
             lines.append(_row(cells))
         lines.append("")
         metric_names = {
-            primary_metric(task.get("metrics", {}))[0]
+            primary_metric(task.metrics)[0]
             for model in models.values()
-            for task in model.get("suites", {}).get(suite, {}).get("tasks", {}).values()
+            if suite in model.suites
+            for task in model.suites[suite].tasks.values()
         } - {""}
         if metric_names:
             lines += [f"Metric: {', '.join(sorted(metric_names))}.", ""]
     failures = [
-        (model_id, suite, result.get("error"))
+        (model_id, suite, result.error)
         for model_id, model in models.items()
-        for suite, result in model.get("suites", {}).items()
-        if result.get("status") == "failed"
+        for suite, result in model.suites.items()
+        if result.status == "failed"
     ] + [
         # The model itself failed (to load, or its worker died) or was not on this machine;
         # a model whose only failures are suites is listed by those suites above.
-        (model_id, f"(model {m['status']})", m.get("error"))
+        (model_id, f"(model {m.status})", m.error)
         for model_id, m in models.items()
-        if m.get("status") in ("failed", "skipped", "interrupted") and m.get("error")
+        if m.status in ("failed", "skipped", "interrupted") and m.error
     ]
     if failures:
         lines += ["Failures:", ""]
@@ -94,23 +106,24 @@ def _score_tables(results: dict) -> list[str]:
     return lines
 
 
-def _has_metrics(models: dict, suite: str) -> bool:
+def _has_metrics(models: dict[str, ModelRecord], suite: str) -> bool:
     """Whether a suite itself has a score (a group without an aggregate has none)."""
     return any(
-        model.get("suites", {}).get(suite, {}).get("tasks", {}).get(suite, {}).get("metrics")
+        model.suites[suite].tasks[suite].metrics
         for model in models.values()
+        if suite in model.suites and suite in model.suites[suite].tasks
     )
 
 
-def _score_cell(suite_result: dict | None, task: str) -> str:
-    if not suite_result:
+def _score_cell(suite_result: SuiteResult | None, task: str) -> str:
+    if suite_result is None:
         return "—"
-    if suite_result.get("status") == "failed":
+    if suite_result.status == "failed":
         return "failed"
-    task_result = suite_result.get("tasks", {}).get(task)
-    if not task_result:
+    task_result = suite_result.tasks.get(task)
+    if task_result is None:
         return "—"
-    return _metric_text(task_result.get("metrics", {}))
+    return _metric_text(task_result.metrics)
 
 
 def _metric_text(metrics: dict) -> str:
@@ -128,21 +141,21 @@ def _metric_text(metrics: dict) -> str:
 STATUS_ORDER = ("fail", "missing", "within noise", "not judged", "pass")
 
 
-def _verdict(gates: dict | None) -> list[str]:
+def _verdict(gates: GatesRecord | None) -> list[str]:
     """The decision first: gates passed or not, per model and language, then every check."""
-    if not gates:
+    if gates is None:
         return ["## Verdict", "", "No gates in the config: scores only.", ""]
-    counts = gates.get("counts", {})
+    counts = gates.counts
     tally = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s))
     lines = [
         "## Verdict",
         "",
-        f"**{'PASSED' if gates['passed'] else 'FAILED'}**: {tally}"
-        + (f" (baseline `{gates['baseline']}`)" if gates.get("baseline") else "")
+        f"**{'PASSED' if gates.passed else 'FAILED'}**: {tally}"
+        + (f" (baseline `{gates.baseline}`)" if gates.baseline else "")
         + ".",
         "",
     ]
-    verdicts = gates.get("verdicts", {})
+    verdicts = gates.verdicts
     keys = sorted({k for per_model in verdicts.values() for k in per_model})
     if keys:
         lines += [_row(["model", *keys]), _row(["---"] * (len(keys) + 1))]
@@ -150,27 +163,26 @@ def _verdict(gates: dict | None) -> list[str]:
             lines.append(_row([model, *(_status(per_model.get(k)) for k in keys)]))
         lines.append("")
     lines += [
-        f"Every check (a shortfall within {gates.get('noise_z', 1.96):g} standard errors is "
+        f"Every check (a shortfall within {gates.noise_z:g} standard errors is "
         "within noise, not a failure):",
         "",
         _row(["gate", "model", "task", "metric", "score", "threshold", "margin", "status"]),
         _row(["---"] * 8),
     ]
-    checks = sorted(gates.get("checks", []), key=lambda c: STATUS_ORDER.index(c["status"]))
-    for check in checks:
-        score = "—" if check["value"] is None else f"{check['value']:.3f}"
-        if check["value"] is not None and check["stderr"] is not None:
-            score += f" ± {check['stderr']:.3f}"
-        threshold = "—" if check["threshold"] is None else f"{check['threshold']:.3f}"
-        margin = "—" if check["margin"] is None else f"{check['margin']:+.3f}"
-        if check["noise"]:
-            margin += f" (noise {check['noise']:.3f})"
-        status = _status(check["status"])
-        if check["status"] in ("missing", "not judged"):
-            status += f": {check['detail']}"
+    for check in sorted(gates.checks, key=lambda c: STATUS_ORDER.index(c.status)):
+        score = "—" if check.value is None else f"{check.value:.3f}"
+        if check.value is not None and check.stderr is not None:
+            score += f" ± {check.stderr:.3f}"
+        threshold = "—" if check.threshold is None else f"{check.threshold:.3f}"
+        margin = "—" if check.margin is None else f"{check.margin:+.3f}"
+        if check.noise:
+            margin += f" (noise {check.noise:.3f})"
+        status = _status(check.status)
+        if check.status in ("missing", "not judged"):
+            status += f": {check.detail}"
         lines.append(
-            _row([check["gate"], check["model"], check["task"], check["metric"], score,
-                  threshold, margin, status])
+            _row([check.gate, check.model, check.task, check.metric, score, threshold, margin,
+                  status])
         )  # fmt: skip
     lines.append("")
     return lines
@@ -182,11 +194,11 @@ def _status(status: str | None) -> str:
     return f"**{status}**" if status in ("fail", "missing") else status
 
 
-def _language_table(results: dict) -> list[str]:
+def _language_table(results: RunRecord) -> list[str]:
     """Per model and language, every task of that language with its primary metric."""
     languages: dict[str, list[str]] = {}
-    for info in results.get("suites", {}).values():
-        for task, language in info.get("languages", {}).items():
+    for info in results.suites.values():
+        for task, language in info.languages.items():
             languages.setdefault(language, [])
             if task not in languages[language]:
                 languages[language].append(task)
@@ -201,15 +213,13 @@ def _language_table(results: dict) -> list[str]:
         _row(["model", "language", "scores"]),
         _row(["---"] * 3),
     ]
-    for model_id, model in results["models"].items():
+    for model_id, model in results.models.items():
         tasks = {
-            name: task
-            for suite in model.get("suites", {}).values()
-            for name, task in suite.get("tasks", {}).items()
+            name: task for suite in model.suites.values() for name, task in suite.tasks.items()
         }
         for language in sorted(languages):
             scored = [
-                f"{name}: {_metric_text(tasks[name].get('metrics', {}))}"
+                f"{name}: {_metric_text(tasks[name].metrics)}"
                 for name in languages[language]
                 if name in tasks
             ]
@@ -219,14 +229,14 @@ def _language_table(results: dict) -> list[str]:
     return lines
 
 
-def _generation_table(models: dict) -> list[str]:
+def _generation_table(models: dict[str, ModelRecord]) -> list[str]:
     """For generation tasks: answers that came after thinking, and answers cut by the limit."""
     rows = [
-        (model_id, task_name, task["generation"])
+        (model_id, task_name, task.generation)
         for model_id, model in models.items()
-        for suite in model.get("suites", {}).values()
-        for task_name, task in suite.get("tasks", {}).items()
-        if task.get("generation")
+        for suite in model.suites.values()
+        for task_name, task in suite.tasks.items()
+        if task.generation
     ]
     if not rows:
         return []
@@ -257,7 +267,7 @@ def _generation_table(models: dict) -> list[str]:
     return lines
 
 
-def _speed(results: dict) -> list[str]:
+def _speed(results: RunRecord) -> list[str]:
     models, phases = speed.model_rows(results), speed.phase_rows(results)
     if not (models or phases):
         return []
@@ -285,26 +295,26 @@ def _speed(results: dict) -> list[str]:
     return lines
 
 
-def _model_table(results: dict) -> list[str]:
+def _model_table(results: RunRecord) -> list[str]:
     lines = [
         _row(["model", "source", "dtype", "device", "parameters", "load", "status"]),
         _row(["---"] * 7),
     ]
-    for model_id, model in results["models"].items():
-        identity = model.get("identity", {})
-        params = model.get("parameters")
+    for model_id, model in results.models.items():
+        identity = model.identity
+        source = f"{identity.kind}: `{identity.location}`" if identity else "?"
         lines.append(
             _row(
                 [
                     model_id,
-                    f"{identity.get('kind', '?')}: `{identity.get('location', '?')}`",
-                    model.get("dtype") or "—",
-                    model.get("device") or "—",
-                    _count(params),
-                    _seconds(model.get("load_seconds")),
-                    model.get("status", "?")
-                    + (" — **runs remote code**" if identity.get("remote_code") else "")
-                    + (f" — alias `{identity['alias']}`" if identity.get("alias") else ""),
+                    source,
+                    model.dtype or "—",
+                    model.device or "—",
+                    _count(model.parameters),
+                    _seconds(model.load_seconds),
+                    model.status
+                    + (" — **runs remote code**" if identity and identity.remote_code else "")
+                    + (f" — alias `{identity.alias}`" if identity and identity.alias else ""),
                 ]
             )
         )
@@ -312,12 +322,12 @@ def _model_table(results: dict) -> list[str]:
     return lines
 
 
-def _tokenizer_table(models: dict) -> list[str]:
+def _tokenizer_table(models: dict[str, ModelRecord]) -> list[str]:
     """Tokenizer fitness: per model and language, what the tokenizer costs on the suite text."""
     rows = [
         (model_id, language, fit)
         for model_id, model in models.items()
-        for language, fit in (model.get("tokenizer") or {}).items()
+        for language, fit in (model.tokenizer or {}).items()
         if isinstance(fit, dict)
     ]
     if not rows:
@@ -417,35 +427,32 @@ def _environment(env: dict) -> list[str]:
     return lines
 
 
-def _attestation(offline: dict) -> list[str]:
-    attempts = offline.get("attempts", [])
-    policy = offline.get("policy", {})
-    guard = offline.get("guard", {})
-    kernel = offline.get("kernel", {})
-    isolation = offline.get("isolation", {})
-    test = guard.get("self_test") or {}
-    env = ", ".join(f"`{k}={v}`" for k, v in offline.get("env", {}).items() if v is not None)
+def _attestation(offline: OfflineRecord) -> list[str]:
+    attempts = offline.attempts
+    policy = offline.policy
+    guard = offline.guard
+    env = ", ".join(f"`{k}={v}`" for k, v in offline.env.items() if v is not None)
     who_set = (
         "set by harness before any library loaded"
-        if offline.get("set_offline_env")
+        if offline.set_offline_env
         else "NOT set by harness (disabled in the config)"
     )
     lines = [
         f"- Policy: **{policy.get('mode', '?')}** (loopback "
         f"{'allowed' if policy.get('allow_loopback') else 'forbidden'} by the guard)",
-        f"- Sandbox: {_sandbox_text(offline.get('sandbox') or {})}",
-        f"- Isolation: {_isolation_text(isolation)}",
-        f"- Kernel layer: {_kernel_text(kernel)}",
+        f"- Sandbox: {_sandbox_text(offline.sandbox)}",
+        f"- Isolation: {_isolation_text(offline.isolation)}",
+        f"- Kernel layer: {_kernel_text(offline.kernel)}",
         f"- Network guard: Python audit hook, "
-        f"{'installed' if guard.get('installed') else 'NOT installed'}; self-test "
-        f"{'passed' if test.get('passed') else 'FAILED'} ({test.get('method', '?')})",
-        f"- Guard scope: {guard.get('scope', '')}",
+        f"{'installed' if guard.installed else 'NOT installed'}; self-test "
+        f"{'passed' if guard.self_test.passed else 'FAILED'} ({guard.self_test.method})",
+        f"- Guard scope: {guard.scope}",
         f"- Offline variables {who_set}: {env}",
     ]
-    if offline.get("imported_before_env"):
+    if offline.imported_before_env:
         lines.append(
             "- Warning: imported before the variables were set: "
-            + ", ".join(offline["imported_before_env"])
+            + ", ".join(offline.imported_before_env)
         )
     lines += [f"- Network attempts during the run: **{len(attempts)}**", ""]
     if attempts:
@@ -455,51 +462,47 @@ def _attestation(offline: dict) -> list[str]:
             _row(["---"] * 9),
         ]  # fmt: skip
         for a in attempts:
-            target = f"{a['host']}:{a['port']}" if a.get("port") else a["host"]
+            target = f"{a.host}:{a.port}" if a.port else a.host
             lines.append(
-                _row([a["time"], a.get("seen_by", "in-process guard"), a.get("pid", ""),
-                      f"`{a.get('executable') or ''}`", a["event"], f"`{target}`",
-                      a.get("package") or "", f"`{a.get('origin') or ''}`",
-                      "yes" if a.get("blocked") else "no"])
+                _row([a.time, a.seen_by, a.pid if a.pid is not None else "",
+                      f"`{a.executable or ''}`", a.event, f"`{target}`", a.package or "",
+                      f"`{a.origin or ''}`", "yes" if a.blocked else "no"])
             )  # fmt: skip
         lines.append("")
     else:
         lines += ["No attempt to resolve or reach a host other than loopback was seen.", ""]
-    files = offline.get("files", {})
-    if files.get("weights") or files.get("data"):
+    files = offline.files
+    if files.weights or files.data:
         lines += ["Files read (sha256):", ""]
         lines += [
-            f"- weights of `{f['model']}`: `{f['real_path']}` ({f['size_bytes']:,} bytes) "
-            f"`{f['sha256']}`"
-            for f in files.get("weights", [])
+            f"- weights of `{f.model}`: `{f.real_path}` ({f.size_bytes:,} bytes) `{f.sha256}`"
+            for f in files.weights
         ]
         lines += [
-            f"- data of `{f['suite']}`: `{f['path']}` ({f['size_bytes']:,} bytes) `{f['sha256']}`"
-            for f in files.get("data", [])
+            f"- data of `{f.suite}`: `{f.path}` ({f.size_bytes:,} bytes) `{f.sha256}`"
+            for f in files.data
         ]
         lines += ["", "`harness attest <this directory>` re-checks these hashes.", ""]
     return lines
 
 
-def _sandbox_text(sandbox: dict) -> str:
-    if not sandbox.get("enforced"):
-        return f"**NONE** ({sandbox.get('reason', 'not recorded')})"
-    test = sandbox.get("self_test") or {}
-    capture = sandbox.get("capture") or {}
+def _sandbox_text(sandbox: SandboxRecord) -> str:
+    if not sandbox.enforced:
+        return f"**NONE** ({sandbox.reason or 'not recorded'})"
+    capture = sandbox.capture
     parts = [
-        f"{sandbox.get('tool') or 'bubblewrap'}: {', '.join(sandbox.get('namespaces', []))} "
-        f"namespaces; capabilities {sandbox.get('capabilities', '?')}",
+        f"{sandbox.tool or 'bubblewrap'}: {', '.join(sandbox.namespaces)} "
+        f"namespaces; capabilities {sandbox.capabilities or '?'}",
         "evidence from outside: seccomp filter answered by the supervisor; capture device "
-        + ("on" if capture.get("enabled") else f"MISSING ({capture.get('reason')})"),
-        f"self-test {'passed' if test.get('passed') else 'FAILED'}",
+        + ("on" if capture and capture.enabled else f"MISSING ({capture and capture.reason})"),
+        f"self-test {'passed' if sandbox.self_test and sandbox.self_test.passed else 'FAILED'}",
     ]
     return "; ".join(parts)
 
 
-def sandbox_warning(results: dict) -> str | None:
+def sandbox_warning(results: RunRecord | dict) -> str | None:
     """The first-lines label of a run whose evaluated code was not sandboxed."""
-    sandbox = (results.get("offline") or {}).get("sandbox") or {}
-    if sandbox.get("enforced"):
+    if as_record(results).offline.sandbox.enforced:
         return None
     return (
         "NOT SANDBOXED: the evaluated code ran inside harness's own process "
@@ -507,21 +510,21 @@ def sandbox_warning(results: dict) -> str | None:
     )
 
 
-def _isolation_text(isolation: dict) -> str:
-    if isolation.get("isolated"):
+def _isolation_text(isolation: IsolationRecord) -> str:
+    if isolation.isolated:
+        routes = "?" if isolation.routes_leaving is None else isolation.routes_leaving
         return (
-            f"private network namespace by {isolation['method']}; interfaces: "
-            f"{', '.join(isolation.get('interfaces', []))}; routes leaving: "
-            f"{isolation.get('routes_leaving', '?')}"
+            f"private network namespace by {isolation.method}; interfaces: "
+            f"{', '.join(isolation.interfaces)}; routes leaving: {routes}"
         )
-    prefix = "NOT isolated (fallback)" if isolation.get("fallback") else "none"
-    return f"{prefix}: {isolation.get('reason', '')}"
+    prefix = "NOT isolated (fallback)" if isolation.fallback else "none"
+    return f"{prefix}: {isolation.reason or ''}"
 
 
-def _kernel_text(kernel: dict) -> str:
-    if kernel.get("enforced"):
-        return f"{kernel['method']} filter denies {', '.join(kernel.get('denies', []))}"
-    return f"not kernel-enforced (recorded only): {kernel.get('reason', '?')}"
+def _kernel_text(kernel: KernelRecord) -> str:
+    if kernel.enforced:
+        return f"{kernel.method} filter denies {', '.join(kernel.denies)}"
+    return f"not kernel-enforced (recorded only): {kernel.reason or '?'}"
 
 
 def _row(cells: list[str]) -> str:

@@ -4,6 +4,7 @@ tokens per second, peak memory, whether contexts were shared) and per phase."""
 from __future__ import annotations
 
 from harness.phases import PHASES
+from harness.record import RunRecord
 
 PHASE_NAMES = {
     "startup": "start-up",
@@ -14,11 +15,11 @@ PHASE_NAMES = {
 }
 
 
-def model_rows(results: dict) -> list[dict]:
+def model_rows(results: RunRecord) -> list[dict]:
     """One row per model that has a throughput record."""
     rows = []
-    for model, entry in results["models"].items():
-        speed = entry.get("throughput")
+    for model, entry in results.models.items():
+        speed = entry.throughput
         if not speed:
             continue
         sharing = speed.get("context_sharing") or {}
@@ -36,14 +37,14 @@ def model_rows(results: dict) -> list[dict]:
     return rows
 
 
-def phase_rows(results: dict) -> list[dict]:
+def phase_rows(results: RunRecord) -> list[dict]:
     """The run's phases in order, with their time and peak memory."""
-    phases = (results.get("run") or {}).get("phases") or {}
+    phases = results.run.phases
     return [
         {
             "phase": PHASE_NAMES[name],
-            "seconds": phases[name]["seconds"],
-            "peak_memory": memory_text(phases[name]),
+            "seconds": phases[name].seconds,
+            "peak_memory": memory_text(phases[name].model_dump()),
         }
         for name in PHASES
         if name in phases
