@@ -1,7 +1,8 @@
 """`harness attest RUN_DIR`: re-check a finished run against the files still on disk.
 
-Recomputes the sha256 of every weight and data file the run recorded and says, file by file,
-whether it still matches. A ministry signs a report about exact bytes; this is how anyone can
+Recomputes the sha256 of every file the run recorded (each model's weights, config, tokenizer,
+chat template and code; each suite's task definitions, task code and data) and says, file by
+file, whether it still matches. A ministry signs a report about exact bytes; this is how anyone can
 check, later, that the bytes on disk are the ones that were scored.
 """
 
@@ -18,10 +19,13 @@ class FileCheck:
     """One recorded file compared with what is on disk now."""
 
     kind: str
-    """`weights` or `data`."""
+    """What the file is for: weights, config, tokenizer, chat template, code, task definition,
+    task code, data."""
     owner: str
     """The model id or suite name that read the file."""
     path: str
+    """Its name (relative to the model's folder, or a task file's portable name), else its
+    path."""
     recorded_sha256: str
     status: str
     """`match`, `changed` or `missing`."""
@@ -44,6 +48,7 @@ def attest(run_dir: Path) -> list[FileCheck]:
                 current = hash_files([path])[0].sha256
                 status = "match" if current == entry.sha256 else "changed"
             owner = entry.model if kind == "weights" else entry.suite
-            checks.append(FileCheck(kind, owner or "?", str(path), entry.sha256 or "", status,
-                                    current))  # fmt: skip
+            role = entry.role or kind
+            checks.append(FileCheck(role, owner or "?", entry.name or str(path), entry.sha256 or "",
+                                    status, current))  # fmt: skip
     return checks

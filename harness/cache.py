@@ -1,8 +1,9 @@
 """Resume: what a model has already scored is kept, so a run killed at any point and started
 again does only what is left, and ends with the results an uninterrupted run gives.
 
-Everything is kept per model identity: the sha256 of its weights, the dtype and device it runs
-in, its prompting and generation settings, and the versions of harness, lm-eval, transformers
+Everything is kept per model identity: the sha256 of every file that shapes its outputs
+(`harness.identity`: weights, config, tokenizer, chat template, code), the dtype and device it
+runs in, its prompting and generation settings, and the versions of harness, lm-eval, transformers
 and torch. Two models never share an entry, and a new version of any of those starts afresh.
 Under `<results root>/.cache/<identity>/`:
 
@@ -13,8 +14,9 @@ Under `<results root>/.cache/<identity>/`:
 - `generations.db`: harness's record of each generation (raw text, thinking, token limit), by
   the same request key, for answers lm-eval then serves from its cache;
 - `suites/<suite>-<fingerprint>.json`: a finished suite's results and per-sample records. The
-  fingerprint covers the task definitions as lm-eval resolves them, the sha256 of their data,
-  and the run's `limit` and `num_fewshot`: an edited item or task is scored again.
+  fingerprint covers the task definitions as lm-eval resolves them, the sha256 of their YAML
+  files, the Python modules beside them and their data, and the run's `limit` and
+  `num_fewshot`: an edited item, prompt or task module is scored again.
 """
 
 from __future__ import annotations
@@ -29,15 +31,16 @@ from harness.config import ModelSpec, RunConfig
 from harness.reports.files import write_json_atomic
 
 
-def model_identity(spec: ModelSpec, weights: list[dict], device: str, dtype: str) -> dict:
-    """What decides a model's outputs, beyond the prompts themselves."""
+def model_identity(spec: ModelSpec, files: list[dict], device: str, dtype: str) -> dict:
+    """What decides a model's outputs, beyond the prompts themselves: every file of its
+    identity (weights, config, tokenizer, chat template, code), by name and sha256."""
     from harness.environment import package_versions
 
     versions = package_versions()
     # Another engine computes the same scores with other kernels; hf keys stay as they were.
     engine = {"engine": spec.backend, "vllm": versions.get("vllm")} if spec.backend != "hf" else {}
     return {
-        "weights_sha256": sorted(w["sha256"] for w in weights),
+        "files": sorted([f.get("name") or Path(f["path"]).name, f["sha256"]] for f in files),
         "dtype": dtype,
         "device": device.split(":")[0],
         "chat_template": spec.chat_template,
@@ -58,6 +61,7 @@ def suite_fingerprint(config: RunConfig, suite: str, suite_info: dict, task_inde
     names = [suite, *suite_info.get("tasks", [])]
     tasks = {name: getattr(task_index.get(name), "cfg", None) for name in names}
     data = sorted(f["sha256"] for f in suite_info.get("data_files", []))
+    data += sorted(f["sha256"] for f in suite_info.get("definition_files", []))
     return _digest(
         {"tasks": tasks, "data": data, "limit": config.limit, "num_fewshot": config.num_fewshot}
     )[:16]

@@ -48,6 +48,8 @@ class TaskComparison:
     test: str
     p_value: float | None
     verdict: str
+    note: str = ""
+    """Set when the runs scored different items: what was compared instead."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +126,26 @@ def _compare_task(a, b, models, suite, task, task_a, task_b) -> TaskComparison:
     rows_a = _rows(a, task_a)
     rows_b = _rows(b, task_b)
     pairs = [(rows_a[k], rows_b[k]) for k in rows_a if k in rows_b]
+    note = ""
+    if len(pairs) < max(len(rows_a), len(rows_b)) or (
+        not pairs and (task_a.n_samples != task_b.n_samples)
+    ):
+        # Unlike sets of items (a --limit run, an edited task): only the shared items say
+        # anything about the difference.
+        note = (f"the runs scored different items ({len(rows_a)} and {len(rows_b)}); "
+                f"{len(pairs)} in both")  # fmt: skip
+        shared = _shared_scores(metric, pairs)
+        if shared is None:
+            return TaskComparison(
+                model_a=models[0], model_b=models[1], suite=suite, task=task, metric=metric,
+                a=value_a, b=value_b, a_stderr=se_a, b_stderr=se_b, delta=None,
+                paired_items=len(pairs), changed_answers=0, max_loglik_change=None,
+                test="none", p_value=None, verdict="not comparable",
+                note=note + ", and this metric has no per-item values to compare them on",
+            )  # fmt: skip
+        (value_a, value_b), se_a, se_b = shared, None, None
+        delta = value_b - value_a
+        note += ": both scores are over those"
     changed = sum(1 for x, y in pairs if x.get("answer") != y.get("answer"))
     loglik = _max_loglik_change(pairs)
     test, p_value = _test(metric, pairs, delta, se_a, se_b)
@@ -131,11 +153,22 @@ def _compare_task(a, b, models, suite, task, task_a, task_b) -> TaskComparison:
         model_a=models[0], model_b=models[1], suite=suite, task=task, metric=metric,
         a=value_a, b=value_b, a_stderr=se_a, b_stderr=se_b, delta=delta,
         paired_items=len(pairs), changed_answers=changed, max_loglik_change=loglik,
-        test=test, p_value=p_value, verdict="",
+        test=test, p_value=p_value, verdict="", note=note,
     )  # fmt: skip
 
 
+def _shared_scores(metric: str, pairs) -> tuple[float, float] | None:
+    """Both runs' mean per-item score over the shared items, or None without item values."""
+    values = [(x.get("metrics", {}).get(metric), y.get("metrics", {}).get(metric))
+              for x, y in pairs]  # fmt: skip
+    if not values or not all(_is_number(u) and _is_number(v) for u, v in values):
+        return None
+    return sum(u for u, _ in values) / len(values), sum(v for _, v in values) / len(values)
+
+
 def _decide(c: TaskComparison, higher_is_better: dict, alpha: float) -> TaskComparison:
+    if c.verdict:
+        return c  # decided already: not comparable
     if c.paired_items and c.changed_answers == 0 and c.delta == 0:
         c.verdict = "same"
     elif c.p_value is None:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import ConfigError
 
@@ -119,6 +127,10 @@ class ModelSpec(_Strict):
     """Backend vllm: share of each GPU's memory vLLM may take for weights and KV cache.
     None: vLLM's own default (0.9)."""
 
+    stand_in_for: str | None = None
+    """Set by `--model-path ID=PATH`: what the config named (repo, package or path), scored
+    here by a stand-in. Every report marks the model as a stand-in."""
+
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
         given = [k for k in ("path", "repo", "package") if getattr(self, k) is not None]
@@ -208,9 +220,9 @@ class Gate(_Strict):
     """A decision on scores: the rule every model's score must meet on some tasks.
 
     Name the tasks with one of `suite`, `task` or `language` (each a name or a list), and give
-    one rule: `min`,
-    `relative_to` with `min_ratio`, or `max_drop`. A shortfall smaller than `noise_z` standard
-    errors is reported as within noise, not as a failure."""
+    one rule: `min`, `relative_to` with `min_ratio`, `max_drop`, or `above_chance`. Each check
+    is decided on a confidence interval (`decision:`): it passes only when the whole interval
+    is on the right side of the threshold."""
 
     name: str | None = None
     """Label in reports; default: made from the tasks and the rule."""
@@ -245,6 +257,10 @@ class Gate(_Strict):
     max_drop: Annotated[float, Field(ge=0)] | None = None
     """The score may be at most this much below the same model's score in the baseline run."""
 
+    above_chance: bool = False
+    """The score must be above the task's chance level (multiple choice: the mean over items
+    of 1 / number of choices). Tasks that are not multiple choice are not judged."""
+
     @model_validator(mode="after")
     def _one_subject_one_rule(self) -> Gate:
         subjects = [k for k in ("suite", "task", "language") if getattr(self, k) is not None]
@@ -252,9 +268,17 @@ class Gate(_Strict):
             raise ValueError("name exactly one of suite, task or language")
         if (self.relative_to is None) != (self.min_ratio is None):
             raise ValueError("relative_to and min_ratio go together")
-        rules = [self.min is not None, self.relative_to is not None, self.max_drop is not None]
+        rules = [
+            self.min is not None,
+            self.relative_to is not None,
+            self.max_drop is not None,
+            self.above_chance,
+        ]
         if sum(rules) != 1:
-            raise ValueError("give exactly one rule: min, relative_to + min_ratio, or max_drop")
+            raise ValueError(
+                "give exactly one rule: min, relative_to + min_ratio, max_drop, or "
+                "above_chance: true"
+            )
         return self
 
     def names(self, kind: str) -> list[str]:
@@ -266,6 +290,8 @@ class Gate(_Strict):
     def rule(self) -> str:
         if self.min is not None:
             return "min"
+        if self.above_chance:
+            return "above_chance"
         return "relative" if self.relative_to is not None else "max_drop"
 
     def label(self) -> str:
@@ -279,7 +305,29 @@ class Gate(_Strict):
             return f"{subject}{metric} >= {self.min:g}"
         if self.rule == "relative":
             return f"{subject}{metric} >= {self.min_ratio:g} x {self.relative_to}"
+        if self.rule == "above_chance":
+            return f"{subject}{metric} above chance"
         return f"{subject}{metric} drop <= {self.max_drop:g}"
+
+
+class DecisionSettings(_Strict):
+    """How gates decide: on a confidence interval, never on a point estimate alone."""
+
+    confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.95
+    """Level of the two-sided interval each check rests on: Wilson for proportions (accuracy,
+    exact match), a seeded bootstrap for other per-item metrics, the normal interval of
+    lm-eval's standard error where there is no per-item value (corpus metrics such as chrF)."""
+
+    min_items: Annotated[int, Field(ge=1)] = 20
+    """Fewer items than this in a check: `insufficient evidence`, whatever the score."""
+
+    inconclusive_fails: bool = True
+    """Whether a check that cannot tell (`inconclusive`: the interval straddles the
+    threshold; `insufficient evidence`) fails the run. "We can't tell" is not a pass."""
+
+    judge_partial: bool = False
+    """Judge gates on a partial run (`--limit`, models or suites left out, a model skipped or
+    failed). Off: every check of a partial run is `not judged`, and the run does not pass."""
 
 
 class RunConfig(_Strict):
@@ -331,9 +379,21 @@ class RunConfig(_Strict):
     """The run `max_drop` gates compare with: a run directory (or its results.json), or
     `previous` for the latest earlier run of this config in the results index."""
 
-    noise_z: Annotated[float, Field(ge=0)] = 1.96
-    """How many standard errors a shortfall may be and still count as within noise (1.96: the
-    95% interval). For two scores compared, the standard error of their difference."""
+    decision: DecisionSettings = DecisionSettings()
+    """How gates decide (confidence level, minimum items, what inconclusive means)."""
+
+    _left_out: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    """Models and suites of the config file that `--model` / `--suite` left out of this run."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data):
+        if isinstance(data, dict) and "noise_z" in data:
+            raise ValueError(
+                "`noise_z` was replaced: gates now decide on confidence intervals. Remove it "
+                "and, to change the level, set `decision: {confidence: 0.95}`"
+            )
+        return data
 
     @field_validator("models")
     @classmethod
@@ -393,6 +453,11 @@ class RunConfig(_Strict):
                     f"the models are: {', '.join(ids)}"
                 )
         return self
+
+    @property
+    def left_out(self) -> dict[str, list[str]]:
+        """`{"models": [...], "suites": [...]}` that a narrowed run does not cover."""
+        return self._left_out
 
     @property
     def primary_model(self) -> str:

@@ -24,18 +24,31 @@ class FileDigest:
         return asdict(self)
 
 
+_SEEN: dict[tuple, str] = {}
+"""sha256 by (real path, device, inode, size, mtime, ctime): a file checked against its pins
+before the run is not read again when the run records it. Any write to the file changes its
+ctime, which no process can set back, so a changed file is always read again."""
+
+
 def hash_files(
     paths: Iterable[Path], on_bytes: Callable[[int], None] | None = None
 ) -> list[FileDigest]:
     """sha256 each file, streaming; `on_bytes` is told of progress (for a progress bar)."""
     out = []
     for path in paths:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-                if on_bytes:
-                    on_bytes(len(chunk))
-        real = path.resolve()
-        out.append(FileDigest(str(path), str(real), real.stat().st_size, digest.hexdigest()))
+        real = Path(path).resolve()
+        stat = real.stat()
+        key = (str(real), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+               stat.st_ctime_ns)  # fmt: skip
+        if key not in _SEEN:
+            digest = hashlib.sha256()
+            with open(real, "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
+            _SEEN[key] = digest.hexdigest()
+        elif on_bytes:
+            on_bytes(stat.st_size)
+        out.append(FileDigest(str(path), str(real), stat.st_size, _SEEN[key]))
     return out

@@ -4,7 +4,9 @@
     ├── BadInputError             exit 2   the input is wrong; nothing was run
     │   ├── ConfigError                    malformed YAML, unknown key, wrong type
     │   ├── ModelNotFoundError             missing directory, file, package or cache entry
-    │   └── TaskError                      unknown suite, broken task YAML or data file
+    │   ├── TaskError                      unknown suite, broken task YAML or data file
+    │   └── PinMismatchError               a file differs from its pin (lock file) or from
+    │                                      its content address in the Hugging Face cache
     ├── ModelLoadError            exit 1   weights present but transformers could not load them
     └── EgressError               exit 3   a network attempt in a strict run, or a guard that
                                            failed its self-test
@@ -38,6 +40,10 @@ class ModelNotFoundError(BadInputError):
 
 class TaskError(BadInputError):
     """A suite is unknown, or its task YAML or data file is broken."""
+
+
+class PinMismatchError(BadInputError):
+    """A model or task file is not the one pinned: nothing was loaded."""
 
 
 class ModelLoadError(HarnessError):

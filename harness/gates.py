@@ -1,23 +1,35 @@
-"""Gates: the config's decisions, judged on a run's results.
+"""Gates: the config's decisions, judged on a run's results with honest statistics.
 
 Every gate applies to every model it names (default: all) and every task it selects, and gives
-one `GateCheck` per model and task with the numbers: the score and its standard error, what
-it was held against (the minimum, the reference model's score, the baseline's score), the
-threshold, the margin, and the noise allowance. A check is
+one `GateCheck` per model and task. Each check rests on a confidence interval
+(`decision.confidence`, 95% by default) of its margin, the score minus the threshold:
 
-- `pass`: the score meets the threshold;
-- `within noise`: it falls short by no more than `noise_z` standard errors (of the score, or of
-  the difference of the two scores compared): not a failure, but said;
-- `fail`: it falls short by more;
-- `missing`: the model or task has no score (it failed, or was skipped): a failure;
-- `not judged`: a `max_drop` gate with no baseline score, or a `relative_to` model not in the
-  run: said, not a failure.
+- for `min` and `above_chance`, the interval of the score: Wilson for proportions (accuracy,
+  exact match), a seeded bootstrap for other per-item metrics (`harness.statistics`);
+- for `relative_to` and `max_drop`, the interval of the difference of the two scores on the
+  items both scored, by a paired bootstrap;
+- where there are no per-item values (corpus metrics such as chrF), the normal interval of
+  lm-eval's own standard error, and the method says so.
 
-A run with a `fail` or `missing` check exits with code 4.
+A check is
+
+- `pass`: the whole interval of the margin is at or above 0;
+- `fail`: the whole interval is below 0;
+- `inconclusive`: the interval straddles 0: the run cannot tell;
+- `insufficient evidence`: fewer items than `decision.min_items`;
+- `missing`: the model or task has no score (it failed, or was skipped);
+- `not judged`: a partial run (unless `decision.judge_partial`), a `max_drop` gate with no
+  baseline score, a `relative_to` model not in the run, `above_chance` on a task that is not
+  multiple choice.
+
+`fail` and `missing` fail the run (exit code 4), and so do `inconclusive` and `insufficient
+evidence` unless `decision.inconclusive_fails` is false: "we can't tell" is not a pass. A run
+whose every check is `not judged` because it is partial does not pass either.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +39,18 @@ from harness.config import Gate, RunConfig
 from harness.errors import BadInputError, ConfigError
 from harness.record import RunRecord, TaskResult, as_record
 
-FAILING = ("fail", "missing")
+ORDER = ("pass", "not judged", "insufficient evidence", "inconclusive", "missing", "fail")
+"""Statuses from best to worst: a model's verdict on a language is its worst check."""
+
+UNCERTAIN = ("inconclusive", "insufficient evidence")
+
+
+def failing(inconclusive_fails: bool = True) -> tuple[str, ...]:
+    """The statuses that fail a run."""
+    return ("fail", "missing", *(UNCERTAIN if inconclusive_fails else ()))
+
+
+FAILING = failing()
 
 
 @dataclass
@@ -43,16 +66,20 @@ class GateCheck:
     metric: str
     value: float | None
     stderr: float | None
-    reference: float | None
-    """The minimum, the reference model's score, or the baseline's score."""
-    reference_stderr: float | None
-    threshold: float | None
-    margin: float | None
+    items: int | None = None
+    """Items the decision rests on (for a comparison: the items both sides scored)."""
+    reference: float | None = None
+    """The minimum, the chance level, the reference model's score, or the baseline's score."""
+    reference_stderr: float | None = None
+    threshold: float | None = None
+    margin: float | None = None
     """Score minus threshold: negative when short."""
-    noise: float | None
-    """How far short a score may be and still be within noise."""
-    status: str
-    detail: str
+    margin_low: float | None = None
+    margin_high: float | None = None
+    method: str | None = None
+    chance: float | None = None
+    status: str = "missing"
+    detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,30 +88,46 @@ class GateCheck:
 def judge_gates(
     config: RunConfig, results: dict | RunRecord, baseline: dict | RunRecord | None = None
 ) -> list[GateCheck]:
-    """Every check of every gate of `config` on a run's record (and a baseline's)."""
+    """Every check of every gate of `config` on a run's record (and a baseline's). Per-item
+    values are read from each run's sample logs, under its `run.directory`."""
     record = as_record(results)
     base = as_record(baseline) if baseline is not None else None
+    scores = _Scores(record, base)
     checks = []
     for gate in config.gates:
-        checks += _judge(gate, config, record, base)
+        checks += _judge(gate, config, record, scores)
+    scope = record.scope
+    if scope is not None and scope.partial and not config.decision.judge_partial:
+        why = "partial run (" + "; ".join(scope.reasons) + "); set decision.judge_partial to judge"
+        for check in checks:
+            if check.status != "not judged":
+                check.status, check.detail = "not judged", f"{why}. Alone: {check.detail}"
     return checks
 
 
-def summary(checks: list[GateCheck]) -> dict[str, Any]:
-    """Counts by status, and the verdict per model and language."""
+def summary(checks: list[GateCheck], config: RunConfig, record: RunRecord) -> dict[str, Any]:
+    """The gates record of results.json: counts by status, the verdict per model and language,
+    and whether the run passed."""
     counts: dict[str, int] = {}
     verdicts: dict[str, dict[str, str]] = {}
-    order = ["pass", "not judged", "within noise", "fail", "missing"]
     for check in checks:
         counts[check.status] = counts.get(check.status, 0) + 1
         per_model = verdicts.setdefault(check.model, {})
         key = check.language or check.suite
         current = per_model.get(key, "pass")
-        if order.index(check.status) > order.index(current):
+        if ORDER.index(check.status) > ORDER.index(current):
             current = check.status
         per_model[key] = current
+    decision = config.decision
+    partial = record.scope is not None and record.scope.partial
+    judged = not partial or decision.judge_partial
+    bad = failing(decision.inconclusive_fails)
     return {
-        "passed": not any(c.status in FAILING for c in checks),
+        "confidence": decision.confidence,
+        "min_items": decision.min_items,
+        "inconclusive_fails": decision.inconclusive_fails,
+        "judged": judged,
+        "passed": judged and not any(c.status in bad for c in checks),
         "counts": counts,
         "verdicts": verdicts,
     }
@@ -93,9 +136,9 @@ def summary(checks: list[GateCheck]) -> dict[str, Any]:
 def load_baseline(
     reference: str, results_root: Path, config_name: str, current: Path | None
 ) -> RunRecord | None:
-    """A baseline run's record: from a run directory or file, or `previous` (the
-    latest earlier finished run of this config in the results index). None when `previous` has
-    no earlier run."""
+    """A baseline run's record: from a run directory or file, or `previous` (the latest
+    earlier complete, non-partial run of this config in the results index). None when
+    `previous` has no earlier run."""
     if reference == "previous":
         from harness.history import previous_run
 
@@ -119,21 +162,19 @@ def load_baseline(
         raise ConfigError(f"baseline {reference}: {exc}") from None
 
 
-def _judge(gate: Gate, config: RunConfig, results: RunRecord, baseline: RunRecord | None):
+def _judge(gate: Gate, config: RunConfig, results: RunRecord, scores: _Scores):
     reference_model = None
     if gate.rule == "relative":
         reference_model = (
             config.primary_model if gate.relative_to == "primary" else gate.relative_to
         )
-    run_models = list(results.models)
-    models = [m for m in (gate.models or run_models) if m != reference_model]
+    models = [m for m in (gate.models or list(results.models)) if m != reference_model]
     subjects = [s for s in _subjects(gate, results) if _applies(gate, results, *s[:2])]
     if not subjects:
         # A gate that selects nothing would pass in silence: a misspelt task or metric.
         yield GateCheck(
             gate=gate.label(), rule=gate.rule, model="—", suite="—", task="—", language=None,
-            metric=gate.metric or "", value=None, stderr=None, reference=None,
-            reference_stderr=None, threshold=None, margin=None, noise=None, status="missing",
+            metric=gate.metric or "", value=None, stderr=None, status="missing",
             detail="the gate selects no scored task of this run"
             + (f" with metric {gate.metric}" if gate.metric else ""),
         )  # fmt: skip
@@ -141,70 +182,211 @@ def _judge(gate: Gate, config: RunConfig, results: RunRecord, baseline: RunRecor
     for suite, task, language in subjects:
         for model in models:
             value, stderr, metric = _score(results, model, suite, task, gate.metric)
-            check = dict(
-                gate=gate.label(),
-                rule=gate.rule,
-                model=model,
-                suite=suite,
-                task=task,
-                language=language,
-                metric=metric or gate.metric or "",
-                value=value,
-                stderr=stderr,
-            )
-            yield _decide(gate, config, check, results, baseline, reference_model)
+            check = GateCheck(
+                gate=gate.label(), rule=gate.rule, model=model, suite=suite, task=task,
+                language=language, metric=metric or gate.metric or "", value=value, stderr=stderr,
+            )  # fmt: skip
+            _decide(gate, config, check, results, scores, reference_model)
+            yield check
 
 
-def _decide(gate, config, check, results, baseline, reference_model) -> GateCheck:
-    z = config.noise_z
-    none = dict(reference=None, reference_stderr=None, threshold=None, margin=None, noise=None)
-    if check["value"] is None:
-        why = _why_missing(results, check["model"], check["suite"])
-        return GateCheck(**check, **none, status="missing", detail=why)
-    value, stderr = check["value"], check["stderr"] or 0.0
-    metric_name = check["metric"] or None
-    if gate.rule == "min":
-        reference, reference_stderr = gate.min, None
-        threshold, noise = gate.min, z * stderr
-    elif gate.rule == "relative":
-        if reference_model not in results.models:
-            why = f"reference model {reference_model} is not in this run"
-            return GateCheck(**check, **none, status="not judged", detail=why)
+def _decide(gate, config, check: GateCheck, results, scores: _Scores, reference_model) -> None:
+    from harness.statistics import Interval, decide, difference_interval, mean_interval
+
+    decision = config.decision
+    if check.value is None:
+        check.status, check.detail = "missing", _why_missing(results, check.model, check.suite)
+        return
+    metric = check.metric
+    own = scores.items(results, check.model, check.suite, check.task, metric)
+    if own and abs(sum(own.values()) / len(own) - check.value) > 1e-6:
+        # The items do not average to lm-eval's score (a group that weighs its tasks
+        # equally, a filter): decide on lm-eval's own standard error instead.
+        own = None
+    check.chance = scores.chance(results, check.model, check.suite, check.task)
+    if gate.rule in ("min", "above_chance"):
+        if gate.rule == "min":
+            check.reference = check.threshold = gate.min
+        elif check.chance is None:
+            check.status = "not judged"
+            check.detail = "not a multiple-choice task: it has no chance level"
+            return
+        else:
+            check.reference = check.threshold = check.chance
+        check.margin = check.value - check.threshold
+        # The interval is of the score; the margin's is shifted by the threshold.
+        if own is not None:
+            interval = mean_interval(list(own.values()), decision.confidence)
+        else:
+            interval = _normal(check.value, check.stderr, decision, scores.count(results, check))
+        shift = check.threshold
+    else:
+        if gate.rule == "relative":
+            if reference_model not in results.models:
+                check.status = "not judged"
+                check.detail = f"reference model {reference_model} is not in this run"
+                return
+            ratio, other_run, other_model = gate.min_ratio, results, reference_model
+            detail_missing = f"reference model {reference_model} has no score here"
+        else:
+            ratio, other_run, other_model = 1.0, scores.baseline, check.model
+            detail_missing = "no score in the baseline run"
+            if other_run is None:
+                check.status, check.detail = "not judged", "no baseline run"
+                return
         reference, reference_stderr, _ = _score(
-            results, reference_model, check["suite"], check["task"], metric_name
+            other_run, other_model, check.suite, check.task, metric or None
         )
         if reference is None:
-            why = f"reference model {reference_model} has no score here"
-            return GateCheck(**check, **none, status="missing", detail=why)
-        threshold = gate.min_ratio * reference
-        noise = z * math.hypot(stderr, gate.min_ratio * (reference_stderr or 0.0))
+            check.status = "missing" if gate.rule == "relative" else "not judged"
+            check.detail = detail_missing
+            return
+        check.reference, check.reference_stderr = reference, reference_stderr
+        check.threshold = (
+            ratio * reference if gate.rule == "relative" else reference - gate.max_drop
+        )
+        check.margin = check.value - check.threshold
+        theirs = scores.items(other_run, other_model, check.suite, check.task, metric)
+        shared = sorted(set(own or {}) & set(theirs or {}))
+        # The interval is of a - ratio * b; the margin is that (relative), or a - b + max_drop.
+        shift = 0.0 if gate.rule == "relative" else -gate.max_drop
+        if own is not None and theirs is not None and shared:
+            a = [own[k] for k in shared]
+            b = [theirs[k] for k in shared]
+            interval = difference_interval(a, b, paired=True, ratio=ratio,
+                                           confidence=decision.confidence)  # fmt: skip
+            if len(shared) < max(len(own), len(theirs)):
+                check.detail = f"compared on the {len(shared)} items both scored; "
+                check.margin = interval.estimate - shift  # on those items, like its interval
+        else:
+            difference = check.value - ratio * reference
+            spread = math.hypot(check.stderr or 0.0, ratio * (reference_stderr or 0.0))
+            stderr = spread if check.stderr is not None else None
+            interval = _normal(difference, stderr, decision, scores.count(results, check))
+    check.items = interval.n
+    check.method = interval.method
+    check.margin_low, check.margin_high = interval.low - shift, interval.high - shift
+    if check.items is not None and check.items < decision.min_items:
+        check.status = "insufficient evidence"
+        check.detail += (
+            f"{check.items} items, fewer than the {decision.min_items} a decision needs "
+            "(decision.min_items)"
+        )
+        return
+    check.status = decide(
+        Interval(check.margin_low, check.margin_high, check.margin, interval.n, interval.method,
+                 interval.confidence),
+        0.0,
+    )  # fmt: skip
+    level = f"{decision.confidence:.0%}"
+    span = f"[{check.margin_low:+.4g}, {check.margin_high:+.4g}]"
+    if check.status == "pass":
+        check.detail += f"{check.value:.4g} meets {check.threshold:.4g}: margin {span} ({level})"
+    elif check.status == "fail":
+        check.detail += f"{check.value:.4g} is below {check.threshold:.4g}: margin {span} ({level})"
     else:
-        found = _score(baseline, check["model"], check["suite"], check["task"], metric_name)
-        reference, reference_stderr, _ = found if baseline else (None, None, None)
-        if reference is None:
-            detail = "no baseline run" if baseline is None else "no score in the baseline run"
-            return GateCheck(**check, **none, status="not judged", detail=detail)
-        threshold = reference - gate.max_drop
-        noise = z * math.hypot(stderr, reference_stderr or 0.0)
-    margin = value - threshold
-    if margin >= 0:
-        status, detail = "pass", f"{value:.4g} meets {threshold:.4g} by {margin:.4g}"
-    elif -margin <= noise:
-        status = "within noise"
-        detail = f"{value:.4g} is {-margin:.4g} below {threshold:.4g}, within {noise:.4g} of noise"
+        check.detail += (
+            f"{check.value:.4g} against {check.threshold:.4g}: the {level} interval of the "
+            f"margin {span} includes 0, so this run cannot tell"
+        )
+
+
+def _normal(estimate: float, stderr: float | None, decision, items: int):
+    """The normal interval of an estimate from lm-eval's standard error(s), for metrics with
+    no per-item value (corpus metrics such as chrF, whose stderr lm-eval bootstraps)."""
+    from scipy.stats import norm
+
+    from harness.statistics import Interval
+
+    level = decision.confidence
+    if stderr is None:
+        # No spread known: an interval that decides nothing, said as such.
+        return Interval(-math.inf, math.inf, estimate, items, "no standard error", level)
+    spread = float(norm.ppf(0.5 + level / 2)) * stderr
+    method = f"normal {level:.0%} from lm-eval's standard error"
+    return Interval(estimate - spread, estimate + spread, estimate, items, method, level)
+
+
+class _Scores:
+    """Per-item values and chance levels, read once from the sample logs of a run."""
+
+    def __init__(self, record: RunRecord, baseline: RunRecord | None) -> None:
+        self.baseline = baseline
+        self._rows: dict[tuple, list[dict] | None] = {}
+
+    def rows(self, record: RunRecord, model: str, suite: str, task: str) -> list[dict] | None:
+        key = (record.run.directory, model, suite, task)
+        if key not in self._rows:
+            self._rows[key] = _read_rows(record, model, suite, task)
+        return self._rows[key]
+
+    def count(self, record: RunRecord, check: GateCheck) -> int:
+        """Items of a check's task as lm-eval counted them (for scores without item values)."""
+        counts = _task(record, check.model, check.suite, check.task).n_samples
+        if counts is not None:
+            return counts.effective
+        rows = self.rows(record, check.model, check.suite, check.task)
+        return len(rows) if rows else 0
+
+    def items(self, record, model, suite, task, metric) -> dict[tuple, float] | None:
+        """Per-item values by (task, doc id, target), or None where there are none."""
+        from harness.statistics import per_item_values
+
+        if record is None:
+            return None
+        rows = self.rows(record, model, suite, task)
+        if not rows:
+            return None
+        try:
+            values = per_item_values(rows, metric)
+        except ValueError:
+            return None  # a corpus metric: no per-item values
+        keys = [(r.get("task"), r.get("doc_id"), json.dumps(r.get("target"))) for r in rows]
+        found = dict(zip(keys, values, strict=True))
+        if len(found) != len(values):
+            return None  # items that cannot be told apart: no pairing
+        return found
+
+    def chance(self, record, model, suite, task) -> float | None:
+        entry = _task(record, model, suite, task)
+        if entry.chance is not None:
+            return entry.chance
+        from harness.statistics import chance_level, choice_counts
+
+        rows = self.rows(record, model, suite, task)
+        try:
+            counts = choice_counts(rows) if rows else None
+        except ValueError:
+            return None
+        return chance_level(counts) if counts else None
+
+
+def _read_rows(record: RunRecord, model: str, suite: str, task: str) -> list[dict] | None:
+    """The per-sample rows of a task; for a group, the rows of its leaf tasks together."""
+    run_dir = Path(record.run.directory)
+    entry = record.models.get(model)
+    scored = entry.suites.get(suite) if entry is not None else None
+    if scored is None:
+        return None
+    own = scored.tasks.get(task)
+    if own is not None and own.samples_file:
+        names = [task]
+    elif task == suite and suite in record.suites:
+        names = record.suites[suite].tasks  # a group's score: the items of its tasks
     else:
-        status = "fail"
-        detail = f"{value:.4g} is {-margin:.4g} below {threshold:.4g} (noise {noise:.4g})"
-    return GateCheck(
-        **check,
-        reference=reference,
-        reference_stderr=reference_stderr,
-        threshold=threshold,
-        margin=margin,
-        noise=noise,
-        status=status,
-        detail=detail,
-    )
+        return None
+    rows: list[dict] = []
+    for name in names:
+        found = scored.tasks.get(name)
+        if found is None or not found.samples_file:
+            return None
+        path = run_dir / found.samples_file
+        try:
+            rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip()]  # fmt: skip
+        except (OSError, json.JSONDecodeError):
+            return None
+    return rows
 
 
 def _subjects(gate: Gate, results: RunRecord):

@@ -29,6 +29,8 @@ def record_run(root: Path, record: RunRecord) -> None:
         "status": record.status,
         "exit_code": record.exit_code,
         "config_hash": record.config_hash,
+        "partial": bool(record.scope and record.scope.partial),
+        "items": record.scope.items_scored if record.scope else None,
         "models": {m: e.status for m, e in record.models.items()},
         "gates": [
             c.model_dump(include={"gate", "model", "task", "metric", "value", "stderr", "status"})
@@ -57,12 +59,13 @@ def runs_of(root: Path, config_name: str) -> list[dict]:
 
 
 def previous_run(root: Path, config_name: str, exclude: Path | None = None) -> Path | None:
-    """The directory of the latest complete run of `config_name`, other than `exclude`."""
+    """The directory of the latest complete, non-partial run of `config_name`, other than
+    `exclude`: a baseline of fewer items would compare unlike with like."""
     skip = _relative(exclude, root) if exclude else None
     done = [
         r
         for r in runs_of(root, config_name)
-        if r["status"] == "complete" and r["directory"] != skip
+        if r["status"] == "complete" and not r.get("partial") and r["directory"] != skip
         and (root / r["directory"] / "results.json").is_file()
     ]  # fmt: skip
     return root / done[-1]["directory"] if done else None

@@ -3,6 +3,7 @@ reports, index) whatever the end was. `RunResult` is what `harness.run` returns.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -44,7 +45,10 @@ class RunResult:
 
     @property
     def gates_failed(self) -> bool:
-        return not (self.data.get("gates") or {}).get("passed", True)
+        """A gate failed (or could not tell). Gates not judged (a partial run) fail nothing:
+        the reports say NOT JUDGED instead."""
+        gates = self.data.get("gates") or {}
+        return gates.get("judged", True) and not gates.get("passed", True)
 
     @property
     def exit_code(self) -> int:
@@ -121,6 +125,7 @@ class Job:
                         "languages": info.languages,
                         "items": info.items,
                         "data_files": [w.to_dict() for w in hash_files(info.data_files)],
+                        "definition_files": definition_files(info, self.config),
                     }
                     for info in suites
                 },
@@ -153,6 +158,10 @@ class Job:
         run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run["wall_seconds"] = round(time.perf_counter() - self.clock, 3)
         self.data["environment"]["hardware"] = hardware()  # now that torch knows the GPUs
+        from harness.scope import run_scope
+
+        self.data["scope"] = run_scope(self.config, self.data)
+        self.add_chance_levels()
         self.judge()
         interrupted = self.data["status"] == "interrupted"
         self.data["exit_code"] = 130 if interrupted else self.result.exit_code
@@ -168,17 +177,36 @@ class Job:
         logging.getLogger().removeHandler(self.log_handler)
         self.log_handler.close()
 
+    def add_chance_levels(self) -> None:
+        """The chance level of every multiple-choice task, from its per-sample log (the
+        number of choices of each item)."""
+        from harness.statistics import chance_level, choice_counts
+
+        for model in self.data["models"].values():
+            for suite in model.get("suites", {}).values():
+                for task in suite.get("tasks", {}).values():
+                    path = self.run_dir / task["samples_file"] if task.get("samples_file") else None
+                    if path is None or not path.is_file():
+                        continue
+                    try:
+                        rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+                        counts = choice_counts(rows)
+                    except ValueError:
+                        continue  # mixed or unreadable rows: no chance level claimed
+                    if counts:
+                        task["chance"] = round(chance_level(counts), 6)
+
     def judge(self) -> None:
         """Judge the config's gates on what was scored (an interrupted run included)."""
         from harness.gates import judge_gates, summary
 
         if not self.config.gates:
             return
-        checks = judge_gates(self.config, self.data, self.baseline)
+        record = check_record(self.data)
+        checks = judge_gates(self.config, record, self.baseline)
         self.data["gates"] = {
             "baseline": self.baseline.run.directory if self.baseline else None,
-            "noise_z": self.config.noise_z,
-            **summary(checks),
+            **summary(checks, self.config, record),
             "checks": [c.to_dict() for c in checks],
         }
 
@@ -209,12 +237,33 @@ class Job:
         score_in_sandbox(self, scoring, spec, source, scoring.fingerprint(spec, source))
 
 
+def definition_files(info, config: RunConfig) -> list[dict]:
+    """The files defining a suite's tasks, hashed, with portable names (`harness.lock`)."""
+    from harness.lock import portable_name, suite_roots
+    from harness.suites.catalog import PROJECT_TASKS
+
+    roots = suite_roots([PROJECT_TASKS, *config.task_paths], config.data_dir)
+    files = info.definition_files
+    digests = hash_files([path for path, _ in files])
+    return [
+        {**d.to_dict(), "name": portable_name(path, roots), "role": role}
+        for (path, role), d in zip(files, digests, strict=True)
+    ]
+
+
 def attested_files(data: dict) -> dict[str, list[dict]]:
-    """Every weight and data file the run read, with size and sha256, from its results."""
+    """Every file the run read that shapes its scores, with size and sha256, from its results:
+    each model's weights and other files (config, tokenizer, chat template, code), each suite's
+    task definitions, task code and data."""
     weights = [
-        {"model": model_id, **weight}
+        {"model": model_id, "role": "weights", **weight}
         for model_id, model in data["models"].items()
         for weight in model.get("identity", {}).get("weight_files", [])
+    ]
+    weights += [
+        {"model": model_id, **other}
+        for model_id, model in data["models"].items()
+        for other in model.get("identity", {}).get("other_files", [])
     ]
     # A GGUF model read from its converted copy: the copy's weights, checked on load.
     weights += [
@@ -224,6 +273,11 @@ def attested_files(data: dict) -> dict[str, list[dict]]:
     ]
     files = [
         {"suite": name, **item}
+        for name, suite in data["suites"].items()
+        for item in suite.get("definition_files", [])
+    ]
+    files += [
+        {"suite": name, "role": "data", **item}
         for name, suite in data["suites"].items()
         for item in suite.get("data_files", [])
     ]

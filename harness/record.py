@@ -51,6 +51,15 @@ class FileRecord(_Record):
     sha256: str | None
 
 
+class RoleFile(FileRecord):
+    """A file of a model's or a task's identity, with what it is for."""
+
+    name: str
+    """The path relative to the model's folder, or a task file's portable name."""
+    role: str
+    """weights, config, tokenizer, chat template, code, other; task definition, task code."""
+
+
 class SuiteInfo(_Record):
     kind: Literal["task", "group"]
     source: str
@@ -58,6 +67,8 @@ class SuiteInfo(_Record):
     languages: dict[str, str] = {}
     items: dict[str, int] = {}
     data_files: list[FileRecord] = []
+    definition_files: list[RoleFile] = []
+    """The task YAML files (with what they include) and the Python modules beside them."""
 
 
 class SampleCounts(_Record):
@@ -76,6 +87,10 @@ class TaskResult(_Record):
     """The per-sample log, relative to the run directory."""
     generation: dict[str, int] | None = None
     """For generation tasks: how many answers thought, and how many hit the token limit."""
+    task_hash: str | None = None
+    """lm-eval's hash of the task's items, prompts and targets as asked (its `task_hashes`)."""
+    chance: float | None = None
+    """Multiple choice: the expected accuracy of uniform guessing (mean of 1/choices)."""
 
 
 class SuiteResult(_Record):
@@ -103,6 +118,19 @@ class ModelIdentity(_Record):
     remote_code: str | None = None
     alias: str | None = None
     weight_files: list[WeightFile] = []
+    other_files: list[RoleFile] = []
+    """Every other file that shapes the outputs: config, tokenizer, chat template, code."""
+    digest: str | None = None
+    """One sha256 over the names and digests of all the files (`harness.identity`)."""
+
+
+class StandIn(_Record):
+    """A model scored in place of the one the config names (`--model-path ID=PATH`)."""
+
+    configured: str
+    """What the config named: a repo, package or path."""
+    scored: str
+    """What ran instead."""
 
 
 class ModelRecord(_Record):
@@ -110,6 +138,9 @@ class ModelRecord(_Record):
     error: str | None = None
     suites: dict[str, SuiteResult] = {}
     identity: ModelIdentity | None = None
+    stand_in: StandIn | None = None
+    chat_template_sha256: str | None = None
+    """sha256 of a fixed conversation rendered through the model's chat template."""
     hash_seconds: float | None = None
     cache: dict[str, Any] | None = None
     dtype: str | None = None
@@ -155,6 +186,10 @@ class AttestedFile(FileRecord):
     gguf_sha256: str | None = None
     """For a converted GGUF copy: the GGUF file it was converted from."""
     note: str | None = None
+    role: str | None = None
+    """What the file is for (`harness.identity`): weights, config, tokenizer, chat template,
+    code; task definition, task code, data."""
+    name: str | None = None
 
 
 class AttestedFiles(_Record):
@@ -240,22 +275,53 @@ class GateCheckRecord(_Record):
     metric: str
     value: float | None
     stderr: float | None
+    items: int | None = None
+    """Items the decision rests on (for a comparison: the items both sides scored)."""
     reference: float | None
     reference_stderr: float | None
     threshold: float | None
     margin: float | None
-    noise: float | None
+    """Score minus threshold: negative when short."""
+    margin_low: float | None = None
+    margin_high: float | None = None
+    """The confidence interval of the margin."""
+    method: str | None = None
+    """How the interval was computed (Wilson, bootstrap, normal from lm-eval's stderr)."""
+    chance: float | None = None
     status: str
     detail: str
 
 
 class GatesRecord(_Record):
     baseline: str | None = None
-    noise_z: float
+    confidence: float
+    min_items: int
+    inconclusive_fails: bool
+    judged: bool = True
+    """False for a partial run (unless the config opts in): every check is `not judged`."""
     passed: bool
     counts: dict[str, int]
     verdicts: dict[str, dict[str, str]]
     checks: list[GateCheckRecord]
+
+
+class ScopeRecord(_Record):
+    """How much of the config the run covered: a partial run says so everywhere."""
+
+    partial: bool
+    reasons: list[str] = []
+    """Why it is partial: an item limit, models or suites left out, skipped or failed models."""
+    items_scored: int
+    items_total: int | None = None
+    """Items of the config's full suites, where known (local data)."""
+
+
+class LockRecord(_Record):
+    """The lock file the run's files were checked against (`harness lock`)."""
+
+    path: str
+    sha256: str
+    verified: bool
 
 
 class RunRecord(_Record):
@@ -273,6 +339,8 @@ class RunRecord(_Record):
     offline: OfflineRecord
     preflight: dict[str, Any] | None = None
     gates: GatesRecord | None = None
+    scope: ScopeRecord | None = None
+    lock: LockRecord | None = None
     exit_code: int | None = None
 
 

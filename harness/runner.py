@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import ModelSpec, RunConfig
-from harness.errors import ConfigError, ModelNotFoundError
+from harness.errors import BadInputError, ConfigError, ModelNotFoundError
 from harness.job import GuardEvidence, Job, RunResult
 from harness.offline.policy import go_offline
 from harness.record import RunRecord
@@ -41,7 +41,13 @@ def select(config: RunConfig, models: list[str] = (), suites: list[str] = ()) ->
         update["models"] = [m for m in config.models if m.id in models]
     if suites:
         update["suites"] = list(dict.fromkeys(suites))
-    return config.model_copy(update=update)
+    narrowed = config.model_copy(update=update)
+    left_out = {
+        "models": [m.id for m in config.models if m.id not in {n.id for n in narrowed.models}],
+        "suites": [s for s in config.suites if s not in narrowed.suites],
+    }
+    narrowed._left_out = {k: v for k, v in left_out.items() if v}
+    return narrowed
 
 
 def substitute_paths(config: RunConfig, pairs: list[str] = ()) -> RunConfig:
@@ -58,16 +64,27 @@ def substitute_paths(config: RunConfig, pairs: list[str] = ()) -> RunConfig:
                 f"--model-path {pair}: no model '{model_id}' in the config; its models are: "
                 f"{', '.join(sorted(specs))}"
             )
-        replaced[model_id] = specs[model_id].model_copy(
+        spec = specs[model_id]
+        replaced[model_id] = spec.model_copy(
             update={
                 "path": Path(path).expanduser().resolve(),
                 "repo": None,
                 "revision": None,
                 "package": None,
                 "gguf_file": None,
+                "stand_in_for": spec.stand_in_for or configured_source(spec),
             }
         )
     return config.model_copy(update={"models": [replaced.get(m.id, m) for m in config.models]})
+
+
+def configured_source(spec: ModelSpec) -> str:
+    """What a model spec names, for people: `repo org/name@revision`, a package, or a path."""
+    if spec.repo:
+        return f"repo {spec.repo}" + (f"@{spec.revision}" if spec.revision else "")
+    if spec.package:
+        return f"package {spec.package}" + (f" ({spec.gguf_file})" if spec.gguf_file else "")
+    return f"path {spec.path}" + (f" ({spec.gguf_file})" if spec.gguf_file else "")
 
 
 def run(
@@ -79,8 +96,14 @@ def run(
     show_progress: bool = False,
     preflight: bool = True,
     started_at: float | None = None,
+    lock_file: Path | None = None,
+    use_lock: bool = True,
 ) -> RunResult:
     """Score every model of `config` on every suite; write and return the results.
+
+    Before anything loads, every file of every model and suite is hashed. With a lock file
+    (`lock_file`, or `<config>.lock.json` beside `config_file`; `use_lock=False` ignores it)
+    each must match its pin, or `PinMismatchError` (exit 2) names the file and both digests.
 
     `say` receives one line per step; `show_progress` draws a bar while weights are hashed
     (lm-eval and transformers draw their own).
@@ -101,9 +124,12 @@ def run(
     in results.json; the command line passes its process's start. Default: this call.
     """
     started_at = time.perf_counter() if started_at is None else started_at
+    config_file = Path(config_file) if config_file is not None else None
+    output_dir = Path(output_dir) if output_dir is not None else None
+    lock = _lock_to_use(config_file, lock_file, use_lock)
     with _offline(config.offline) as (evidence, offline):
         return _run(config, evidence, offline, config_file, output_dir, say, show_progress,
-                    preflight, started_at)  # fmt: skip
+                    preflight, started_at, lock)  # fmt: skip
 
 
 @contextmanager
@@ -138,8 +164,24 @@ def _offline(policy):
         os.environ.update(saved)
 
 
+def _lock_to_use(config_file: Path | None, lock_file: Path | None, use_lock: bool):
+    from harness.lock import lock_path
+
+    if not use_lock:
+        return None
+    if lock_file is not None:
+        lock_file = Path(lock_file)
+        if not lock_file.is_file():
+            raise BadInputError(
+                f"lock file {lock_file} does not exist; write it with `harness lock CONFIG`"
+            )
+        return lock_file
+    beside = lock_path(config_file) if config_file is not None else None
+    return beside if beside is not None and beside.is_file() else None
+
+
 def _run(config, evidence, offline, config_file, output_dir, say, show_progress, preflight,
-         started_at) -> RunResult:  # fmt: skip
+         started_at, lock_file) -> RunResult:  # fmt: skip
     from harness.models.engines import check_engines
     from harness.suites import SuiteCatalog
     from harness.suites.sources import redirect_to_local_copies
@@ -154,11 +196,15 @@ def _run(config, evidence, offline, config_file, output_dir, say, show_progress,
         say(f"skipped: {reason}")
     present = config.model_copy(update={"models": [m for m in config.models if m.id in sources]})
     check_engines(present.models, sources, config_file)
+    from harness.pins import verify_inputs
+
+    pinned = verify_inputs(config, suites, sources, lock_file, say, show_progress)
     plans = _preflight(present, sources, say, enforce=preflight)
 
     job = Job(config, evidence, catalog.manager_for(config.suites), say, show_progress)
     job.baseline = baseline
     job.start(root, config_file, suites, offline)
+    job.data["lock"] = pinned
     job.phases.add("startup", time.perf_counter() - started_at)
     job.data["preflight"] = plans
     try:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import ModelSpec
-from harness.digests import hash_files
 from harness.errors import HarnessError
+from harness.identity import describe_files, identity_digest, source_files
 
 log = logging.getLogger("harness")
 
@@ -59,15 +59,24 @@ class ModelScoring:
             "remote_code": source.remote_code,
             "alias": source.alias,
         }
-        total = sum(p.stat().st_size for p in source.weight_files)
-        self.say(f"{spec.id}: sha256 of {len(source.weight_files)} weight file(s), {total:,} bytes")
+        if spec.stand_in_for:
+            entry["stand_in"] = {"configured": spec.stand_in_for, "scored": source.describe()}
+        files = source_files(source)
+        total = sum(path.stat().st_size for path, _ in files)
+        self.say(f"{spec.id}: sha256 of {len(files)} file(s), {total:,} bytes")
         started = time.perf_counter()
         with (
             self.phases.phase("model_load", self.peaks),
             _byte_progress(f"{spec.id}: hashing", total, self.show_progress) as advance,
         ):
-            weights = hash_files(source.weight_files, on_bytes=advance)
-        entry["identity"]["weight_files"] = [w.to_dict() for w in weights]
+            identity_files = describe_files(source, files, on_bytes=advance)
+        entry["identity"]["weight_files"] = [
+            {k: v for k, v in f.items() if k not in ("name", "role")}
+            for f in identity_files
+            if f["role"] == "weights"
+        ]
+        entry["identity"]["other_files"] = [f for f in identity_files if f["role"] != "weights"]
+        entry["identity"]["digest"] = identity_digest(identity_files)
         entry["hash_seconds"] = round(time.perf_counter() - started, 3)
         self.save()
         return entry
@@ -133,6 +142,7 @@ class ModelScoring:
                     entry["suites"][suite] = self.run_suite(lm, suite, spec, cache)
                 self.save()
             entry["tokenizer"] = self.tokenizer_fitness(tokenizer, entry.get("context_window"))
+            entry["chat_template_sha256"] = chat_template_digest(tokenizer)
             entry["throughput"] = throughput(entry, self.peaks, lm)
         except KeyboardInterrupt:
             entry["status"] = "interrupted"
@@ -179,8 +189,9 @@ class ModelScoring:
 
         if not self.config.cache:
             return None
-        weights = entry["identity"]["weight_files"]
-        cache = ModelCache.open(self.root / ".cache", model_identity(spec, weights, device, dtype))
+        identity = entry["identity"]
+        files = identity["weight_files"] + identity.get("other_files", [])
+        cache = ModelCache.open(self.root / ".cache", model_identity(spec, files, device, dtype))
         entry["cache"] = {"key": cache.key, "reused": []}
         return cache
 
@@ -266,6 +277,8 @@ class ModelScoring:
                 self.write_samples(relative, rows)
                 self.scored_items += [(languages.get(task, "und"), row) for row in rows]
                 tasks.setdefault(task, {})["samples_file"] = str(relative)
+                if digest := lm_eval_task_hash(samples):
+                    tasks[task]["task_hash"] = digest
                 if summary := generation_summary(rows):
                     tasks[task]["generation"] = summary
                 kept[task] = rows
@@ -291,6 +304,44 @@ class ModelScoring:
 
 WORK = ("loglikelihood_requests", "loglikelihood_seconds", "generated_tokens", "generation_seconds")
 """The counters a model wrapper keeps of the work it did (`ReasoningAwareHFLM.work`)."""
+
+
+def lm_eval_task_hash(samples: list[dict]) -> str | None:
+    """lm-eval's own hash of a task as asked (its `task_hashes`: over each item's document,
+    prompt and target hashes), or None when the samples do not carry them."""
+    from lm_eval.utils import hash_string
+
+    try:
+        parts = [s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples]
+    except (KeyError, TypeError):
+        return None
+    return hash_string("".join(parts)) if parts else None
+
+
+_PROBE_CONVERSATION = [
+    {"role": "system", "content": "You are a careful assistant."},
+    {"role": "user", "content": "Name the capital of France."},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And of Japan?"},
+]
+
+
+def chat_template_digest(tokenizer) -> str | None:
+    """sha256 of a fixed conversation rendered through the tokenizer's chat template: what the
+    template does, whichever file it came from. None without a template."""
+    import hashlib
+
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return None
+    for conversation in (_PROBE_CONVERSATION, _PROBE_CONVERSATION[1:]):
+        try:
+            text = tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
+        except Exception:  # a template that refuses a system turn; try without it
+            continue
+        return hashlib.sha256(str(text).encode("utf-8")).hexdigest()
+    return None
 
 
 def work_done(lm) -> dict[str, float]:

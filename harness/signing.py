@@ -397,3 +397,42 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
+
+
+def key_exposure(private_key: Path, config) -> str | None:
+    """Why the evaluated code could read `private_key` during a run of `config`, or None.
+
+    In the sandbox the worker sees the Python installation, harness, the task directories, the
+    data and the model folders; a key in any of them could be copied into the results the
+    supervisor writes, and forge later signatures. Without the sandbox the evaluated code
+    shares this process and can read anything: signing is refused then."""
+    import sys
+
+    import harness
+    from harness.suites.catalog import PROJECT_TASKS
+
+    if not config.offline.sandbox:
+        return (
+            "the config runs without the sandbox (offline.sandbox: false), so the evaluated "
+            "code shares harness's process and could read the key; sign sandboxed runs only"
+        )
+    key = Path(private_key).expanduser().resolve()
+    visible = [Path(sys.prefix), Path(sys.base_prefix), Path(harness.__file__).parent,
+               PROJECT_TASKS, *config.task_paths]  # fmt: skip
+    if config.data_dir is not None:
+        visible.append(config.data_dir)
+    for spec in config.models:
+        if spec.path is not None:
+            visible.append(spec.path if spec.path.is_dir() else spec.path.parent)
+    if any(spec.repo for spec in config.models):
+        from huggingface_hub import constants
+
+        visible.append(Path(constants.HF_HUB_CACHE))
+    for folder in visible:
+        if key.is_relative_to(Path(folder).expanduser().resolve()):
+            return (
+                f"{private_key} is inside {folder}, which the evaluated code can read during "
+                "the run; keep the key elsewhere (`harness keygen` writes it to "
+                "~/.config/harness/)"
+            )
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from .conftest import only_run_dir, run_harness, write_config
@@ -19,10 +20,14 @@ def test_attest_detects_a_weight_file_changed_after_the_run(tmp_path, tiny_model
         == 0
     )
     run_dir = only_run_dir(tmp_path / "r")
+    files = json.loads((run_dir / "results.json").read_text())["offline"]["files"]
+    total = len(files["weights"]) + len(files["data"])
+    roles = {f["role"] for f in files["weights"] + files["data"]}
+    assert {"weights", "config", "tokenizer", "task definition", "data"} <= roles
 
     proc = run_harness("attest", str(run_dir))
     assert proc.returncode == 0, proc.stderr
-    assert "all 2 file(s) match the run" in proc.stderr
+    assert f"all {total} file(s) match the run" in proc.stderr
 
     weights = model / "model.safetensors"
     blob = bytearray(weights.read_bytes())
@@ -30,7 +35,7 @@ def test_attest_detects_a_weight_file_changed_after_the_run(tmp_path, tiny_model
     weights.write_bytes(bytes(blob))
     proc = run_harness("attest", str(run_dir))
     assert proc.returncode == 1
-    assert "changed" in proc.stdout and "1 of 2 file(s) differ" in proc.stderr
+    assert "changed" in proc.stdout and f"1 of {total} file(s) differ" in proc.stderr
 
     weights.unlink()
     proc = run_harness("attest", str(run_dir))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from harness.history import previous_run, read_index, record_run
 
 from .conftest import only_run_dir, run_harness, write_config
@@ -23,7 +25,7 @@ def test_second_run_is_judged_against_the_first(tmp_path, tiny_model_dir):
         },
     )
     out = tmp_path / "results"
-    first = run_harness("run", str(config), "--limit", "6", "--output", str(out))
+    first = run_harness("run", str(config), "--output", str(out))
     assert first.returncode == 0, first.stderr
     first_dir = only_run_dir(out)
     assert (
@@ -31,7 +33,7 @@ def test_second_run_is_judged_against_the_first(tmp_path, tiny_model_dir):
         == "not judged"
     )
 
-    second = run_harness("run", str(config), "--limit", "6", "--output", str(out), "--no-cache")
+    second = run_harness("run", str(config), "--output", str(out), "--no-cache")
     assert second.returncode == 0, second.stderr
     runs = read_index(out)["runs"]
     assert [r["config"] for r in runs] == ["nightly", "nightly"]
@@ -40,12 +42,22 @@ def test_second_run_is_judged_against_the_first(tmp_path, tiny_model_dir):
     assert gates["baseline"] == str(first_dir)
     [check] = gates["checks"]
     assert check["status"] == "pass" and check["reference"] == check["value"]  # same model
+    assert check["items"] == 24 and check["margin_low"] == pytest.approx(0.05)  # no change
+
+    partial = run_harness("run", str(config), "--limit", "6", "--output", str(out))
+    assert partial.returncode == 0, partial.stderr
+    assert "PARTIAL: 6 of 24 items (limit of 6 items per task)" in partial.stderr
+    runs = read_index(out)["runs"]
+    assert runs[-1]["partial"] is True and runs[-1]["items"] == 6
+    judged = json.loads((out / runs[-1]["directory"] / "results.json").read_text())["gates"]
+    assert judged["judged"] is False and judged["baseline"] == str(latest)
+    assert judged["checks"][0]["status"] == "not judged"
 
     history = run_harness("history", str(config), "--output", str(out))
     assert history.returncode == 0, history.stderr
     row = next(line for line in history.stdout.splitlines() if "no regression" in line)
-    assert row.count(f"{check['value']:.3f}") == 2
-    assert "exit code" in history.stdout
+    assert row.count(f"{check['value']:.3f}") >= 2
+    assert "exit code" in history.stdout and "PARTIAL" in history.stdout
 
 
 def test_previous_run_skips_unfinished_runs(tmp_path):

@@ -33,7 +33,7 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
 def test_run_exits_zero_and_names_the_report(tiny_run):
     proc, run_dir = tiny_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{run_dir}/report.md" in proc.stderr
+    assert f"{run_dir}/report.html" in proc.stderr
 
 
 def test_results_json_has_every_language_with_stderr(tiny_run):

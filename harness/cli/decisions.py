@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from harness.cli._common import (
@@ -51,6 +50,9 @@ def compare_command(run_a, run_b, model_a, model_b, alpha, json_file, fail_on_wo
                 f"[{style}]{r.verdict}[/{style}]" if style else r.verdict,
             )  # fmt: skip
         wide_console().print(table)
+        for r in rows:
+            if r.note:
+                console.print(f"[yellow]{r.model_b} {r.task}:[/yellow] {r.note}")
         if json_file:
             json_file.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
         if not rows:
@@ -90,7 +92,9 @@ def history_command(config_file: Path, output_dir, last) -> None:
         if not runs:
             console.print(f"no runs of '{config.name}' recorded under {root}/index.json")
             return 0
-        table = Table("gate", "model", "task", "metric", *(r["started"][:16] for r in runs))
+        # A partial run's numbers are over fewer items: its column says so.
+        heads = [r["started"][:16] + (" PARTIAL" if r.get("partial") else "") for r in runs]
+        table = Table("gate", "model", "task", "metric", *heads)
         for (gate, model, task, metric), cells in rows:
             table.add_row(gate, model, task, metric, *(_trend_cell(c) for c in cells))
         table.add_row("exit code", "", "", "", *(str(r["exit_code"]) for r in runs))
@@ -105,35 +109,74 @@ def _trend_cell(cell) -> str:
         return "—"
     value, status = cell
     text = "—" if value is None else f"{value:.3f}"
-    colour = {"fail": "red", "missing": "red", "within noise": "yellow"}.get(status)
+    colour = {
+        "fail": "red",
+        "missing": "red",
+        "inconclusive": "yellow",
+        "insufficient evidence": "yellow",
+    }.get(status)
     return f"[{colour}]{text} {status}[/{colour}]" if colour else text
 
 
 @main.command("attest")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def attest_command(run_dir: Path) -> None:
-    """Re-check a finished run: do its weight and data files still have the recorded sha256?
+@click.option(
+    "--verify",
+    "public_key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PUBKEY",
+    help="Also check the run's signed attestation (attestation.intoto.json) with this public "
+    "key, and every file it names, the run's own reports included.",
+)
+def attest_command(run_dir: Path, public_key: Path | None) -> None:
+    """Re-check a finished run: does every file it read (weights, config, tokenizer, code,
+    task definitions, data) still have the recorded sha256? With --verify, is its signed
+    attestation intact and signed by that key?
 
-    Exit 0 when every file matches, 1 when one changed or is missing."""
+    Exit 0 when everything matches, 1 when a file changed or is missing or the signature does
+    not verify."""
 
     def work() -> int:
         from harness.attest import attest
 
         checks = attest(run_dir)
         table = Table("kind", "of", "file", "status")
+        table.columns[2].overflow = "fold"  # a path is never cut short
         colour = {"match": "green", "changed": "red", "missing": "yellow"}
         for check in checks:
             status = f"[{colour[check.status]}]{check.status}[/{colour[check.status]}]"
             table.add_row(check.kind, check.owner, check.path, status)
-        Console(soft_wrap=True).print(table)
+        wide_console().print(table)
         bad = [c for c in checks if c.status != "match"]
         if bad:
             console.print(f"[red]{len(bad)} of {len(checks)} file(s) differ from the run[/red]")
+        else:
+            console.print(f"[green]all {len(checks)} file(s) match the run[/green]")
+        if public_key is not None and not _verify(run_dir, public_key):
             return 1
-        console.print(f"[green]all {len(checks)} file(s) match the run[/green]")
-        return 0
+        return 1 if bad else 0
 
     sys.exit(guarded(work))
+
+
+def _verify(run_dir: Path, public_key: Path) -> bool:
+    from harness.signing import verify_run
+
+    result = verify_run(run_dir, public_key)
+    changed = [s for s in result.subjects if s.status != "match"]
+    for subject in changed:
+        console.print(f"[red]{subject.status}:[/red] {subject.kind} {subject.name}")
+    for problem in result.problems:
+        console.print(f"[red]{problem}[/red]")
+    if result.ok:
+        console.print(
+            f"[green]signature verified[/green] (key {result.keyid}); all "
+            f"{len(result.subjects)} signed file(s) match"
+        )
+    else:
+        signature = "verified" if result.signature_ok else "[red]does NOT verify[/red]"
+        console.print(f"signature {signature}; {len(changed)} signed file(s) differ")
+    return result.ok
 
 
 @main.command("schema")

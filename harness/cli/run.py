@@ -77,6 +77,22 @@ if TYPE_CHECKING:
     metavar="RUN_DIR|previous",
     help="The run that max_drop gates compare with (overrides the config's baseline).",
 )
+@click.option(
+    "--lock",
+    "lock_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Check every file against this lock file (default: <config>.lock.json beside the "
+    "config, when there is one).",
+)
+@click.option("--no-lock", is_flag=True, help="Do not check the files against a lock file.")
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="KEY",
+    help="Sign the finished run with this private key (`harness keygen`): an in-toto "
+    "statement in attestation.intoto.json.",
+)
 def run_command(
     config_file: Path,
     limit,
@@ -90,6 +106,9 @@ def run_command(
     data_dir,
     no_cache,
     baseline,
+    lock_file,
+    no_lock,
+    sign_key,
 ) -> None:
     """Score the config's models on its suites and write results/<name>/<time>/."""
     from harness.config import load_config
@@ -99,8 +118,17 @@ def run_command(
     from harness.runner import run, select, substitute_paths
 
     def work() -> int:
+        if lock_file and no_lock:
+            raise click.UsageError("--lock and --no-lock exclude each other")
         config = substitute_paths(load_config(config_file), list(model_paths))
         config = select(with_data_dir(config, data_dir), list(models), list(suites))
+        if sign_key is not None:
+            from harness.errors import BadInputError
+            from harness.signing import check_private_key, key_exposure
+
+            check_private_key(sign_key)  # a bad key fails now, not after hours of scoring
+            if problem := key_exposure(sign_key, config):
+                raise BadInputError(f"--sign {sign_key}: {problem}")
         if limit:
             config = config.model_copy(update={"limit": limit})
         if baseline:
@@ -132,19 +160,26 @@ def run_command(
             show_progress=True,
             preflight=not no_preflight,
             started_at=time.perf_counter() - (process_age() or 0.0),
+            lock_file=lock_file,
+            use_lock=not no_lock,
         )
-        from harness.reports.markdown import sandbox_warning
+        from rich.markup import escape
+
+        from harness.reports.signoff import sandbox_warning
+        from harness.scope import scope_lines
 
         record = result.record
         if warning := sandbox_warning(record):
             console.print(f"[red]{warning}[/red]", highlight=False)
+        for line in scope_lines(record):
+            console.print(f"[bold yellow]{escape(line)}[/bold yellow]", highlight=False)
         _print_summary(record)
         attempts = record.offline.attempts
         console.print(
             f"network attempts: {len(attempts)}"
             + ("" if not attempts else " [red](blocked; see the report)[/red]")
         )
-        console.print(f"results: {result.run_dir}/report.md")
+        console.print(f"report: {result.run_dir}/report.html (and report.md, results.json)")
         for failure in result.failures:
             console.print(f"[red]failed:[/red] {failure}")
         _print_gates(record.gates)
@@ -152,6 +187,13 @@ def run_command(
             console.print(
                 f"[red]error:[/red] {len(attempts)} network attempt(s) under offline mode "
                 f"{config.offline.mode}; the run cannot be attested as offline"
+            )
+        if sign_key is not None:
+            from harness.signing import sign_run
+
+            envelope = sign_run(result.run_dir, sign_key)
+            console.print(
+                f"signed: {envelope} (verify: harness attest {result.run_dir} --verify KEY.pub)"
             )
         return result.exit_code
 
@@ -272,12 +314,17 @@ def _print_gates(gates: GatesRecord | None) -> None:
     if gates is None:
         return
     counts = ", ".join(f"{n} {status}" for status, n in sorted(gates.counts.items()))
+    if not gates.judged:
+        console.print(f"gates: [yellow]NOT JUDGED[/yellow] (partial run; {counts})")
+        return
     colour = "green" if gates.passed else "red"
     console.print(
         f"gates: [{colour}]{'passed' if gates.passed else 'FAILED'}[/{colour}] ({counts})"
     )
+    from harness.gates import failing
+
     for check in gates.checks:
-        if check.status in ("fail", "missing"):
+        if check.status in failing(gates.inconclusive_fails):
             console.print(
                 f"  [red]{check.status}[/red] {check.gate}: {check.model} "
                 f"{check.task} {check.metric}: {check.detail}"

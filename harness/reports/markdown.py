@@ -1,21 +1,46 @@
-"""`report.md`: the scores as a table of models by suites, then which weights, where, and the
-offline attestation. Built from results.json alone, so it can be regenerated from any run."""
+"""`report.md`: a page ready to sign first (the verdict, what was scored, on what, the scope,
+the limitations, a signature block), then every gate check, the scores as tables of models by
+suites, which weights, where, and the offline attestation. Built from results.json alone, so it
+can be regenerated from any run.
+
+The facts the three reports share are in `harness.reports.signoff`.
+"""
 
 from __future__ import annotations
 
 from harness.evaluation import primary_metric
 from harness.record import (
-    GatesRecord,
     IsolationRecord,
     KernelRecord,
     ModelRecord,
-    OfflineRecord,
     RunRecord,
     SandboxRecord,
     SuiteResult,
+    TaskResult,
     as_record,
 )
 from harness.reports import speed
+from harness.reports.signoff import (
+    SIGNATURE_FIELDS,
+    chance_of,
+    check_margin,
+    check_score,
+    configured_model,
+    failing_statuses,
+    gates_rule_text,
+    limitations,
+    model_label,
+    partial_label,
+    repo_at_commit,
+    sandbox_warning,
+    scope_facts,
+    signed_statement,
+    stand_ins,
+    status_rank,
+    tally,
+    task_hashes,
+    verdict_word,
+)
 
 
 def render_report(results: RunRecord | dict) -> str:
@@ -23,6 +48,15 @@ def render_report(results: RunRecord | dict) -> str:
     results = as_record(results)
     run = results.run
     lines = [f"# Run `{run.name}`", ""]
+    if partial := partial_label(results):
+        lines += [f"> **{partial}**", ""]
+    for s in stand_ins(results):
+        lines += [
+            f"> **STAND-IN: `{s.label}` is not the model the config names.** Configured "
+            f"`{s.configured}`; scored `{s.scored}` from `{s.location or 'not recorded'}`, "
+            f"digest `{s.digest or 'not recorded'}`.",
+            "",
+        ]
     if warning := sandbox_warning(results):
         lines += [f"> **{warning}**", ""]
     if results.config.get("description"):
@@ -35,27 +69,148 @@ def render_report(results: RunRecord | dict) -> str:
         f"- Config: `{run.config_file or '-'}` (sha256 `{results.config_hash[:16]}…`)",
         "",
     ]
-    lines += _verdict(results.gates)
+    lines += _verdict(results)
+    lines += _identity(results)
+    lines += ["## Scope", ""]
+    lines += [f"- {name}: {text}" for name, text in scope_facts(results)] + [""]
+    lines += ["## Limitations", ""]
+    lines += [f"- **{title}**: {text}" for title, text in limitations(results)] or ["- none"]
+    lines.append("")
+    lines += _signature(results)
+    lines += _checks(results)
     lines += [
         "## Scores",
         "",
         "lm-eval's numbers, unchanged: the primary metric (acc for multiple choice) ± its "
-        "standard error. Per-item logs are in `samples/`.",
+        "standard error. Per-item logs are in `samples/`. A multiple-choice column names its "
+        "chance level (uniform guessing); a score below it is marked **below chance**.",
         "",
     ]
     lines += _language_table(results)
     lines += _score_tables(results)
-    lines += _generation_table(results.models)
-    lines += _tokenizer_table(results.models)
+    lines += _generation_table(results)
+    lines += _tokenizer_table(results)
     lines += ["## Models", ""]
     lines += _model_table(results)
+    lines += _model_files(results)
     lines += _speed(results)
-    lines += _preflight(results.preflight)
+    lines += _preflight(results)
+    lines += _suite_files(results)
     lines += ["## Environment", ""]
     lines += _environment(results.environment)
     lines += ["## Offline attestation", ""]
-    lines += _attestation(results.offline)
+    lines += _attestation(results)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _verdict(results: RunRecord) -> list[str]:
+    """The decision first: the verdict word with its tally, then per model and language."""
+    gates = results.gates
+    lines = ["## Verdict", ""]
+    if gates is None:
+        lines += ["**NO GATES**: the config has none; scores only.", ""]
+    else:
+        lines += [
+            f"**{verdict_word(gates)}**: {tally(gates) or 'no checks'}"
+            + (f" (baseline `{gates.baseline}`)" if gates.baseline else "")
+            + ".",
+            "",
+        ]
+    if found := stand_ins(results):
+        names = ", ".join(f"`{s.label}`" for s in found)
+        lines += [f"**Scored with stand-ins, not the configured models**: {names}.", ""]
+    if gates is None:
+        return lines
+    failing = failing_statuses(gates)
+    verdicts = gates.verdicts
+    keys = sorted({k for per_model in verdicts.values() for k in per_model})
+    if keys:
+        lines += [_row(["model", *keys]), _row(["---"] * (len(keys) + 1))]
+        for model, per_model in verdicts.items():
+            cells = [_status(per_model.get(k), failing) for k in keys]
+            lines.append(_row([model_label(model, results), *cells]))
+        lines.append("")
+    return lines
+
+
+def _identity(results: RunRecord) -> list[str]:
+    """Which model files were scored, per model: source, repo and commit, identity digest."""
+    lines = [
+        "## Models scored",
+        "",
+        _row(["model", "source", "repo@commit", "identity digest (sha256 of all files)",
+              "status"]),
+        _row(["---"] * 5),
+    ]  # fmt: skip
+    for model_id, entry in results.models.items():
+        identity = entry.identity
+        source = f"{identity.kind}: `{identity.location}`" if identity else "—"
+        pinned = repo_at_commit(entry)
+        digest = identity.digest if identity and identity.digest else None
+        lines.append(
+            _row([model_label(model_id, results), source, f"`{pinned}`" if pinned else "—",
+                  f"`{digest}`" if digest else "—", entry.status])
+        )  # fmt: skip
+    lines.append("")
+    lock = results.lock
+    if lock is not None:
+        state = "verified" if lock.verified else "**NOT verified**"
+        lines += [f"Lock file `{lock.path}` (sha256 `{lock.sha256}`): {state}.", ""]
+    return lines
+
+
+def _signature(results: RunRecord) -> list[str]:
+    lines = ["## Signature", "", "What is signed:", ""]
+    lines += [f"- {sentence}" for sentence in signed_statement(results)]
+    lines += [
+        "",
+        "Decision: [ ] approved  [ ] not approved",
+        "",
+        _row(["", "to fill by hand"]),
+        _row(["---", "---"]),
+    ]
+    lines += [_row([name, " " * 40]) for name in SIGNATURE_FIELDS]
+    lines.append("")
+    return lines
+
+
+def _checks(results: RunRecord) -> list[str]:
+    """Every gate check, worst first, with its numbers and the interval of its margin."""
+    gates = results.gates
+    if gates is None or not gates.checks:
+        return []
+    failing = failing_statuses(gates)
+    lines = [
+        "## Gate checks",
+        "",
+        gates_rule_text(gates),
+        "",
+        _row(["gate", "model", "task", "metric", "score ± stderr (items)", "threshold",
+              "margin [interval]", "method", "status"]),
+        _row(["---"] * 9),
+    ]  # fmt: skip
+    for check in sorted(gates.checks, key=lambda c: status_rank(c.status)):
+        threshold = "—" if check.threshold is None else f"{check.threshold:.3f}"
+        if check.rule == "above_chance" or (
+            check.chance is not None and check.threshold == check.chance
+        ):
+            threshold += " (chance)"
+        status = _status(check.status, failing)
+        if check.status != "pass" and check.detail:
+            status += f": {check.detail}"
+        lines.append(
+            _row([check.gate, model_label(check.model, results), check.task, check.metric,
+                  check_score(check), threshold, check_margin(check), check.method or "—",
+                  status])
+        )  # fmt: skip
+    lines.append("")
+    return lines
+
+
+def _status(status: str | None, failing: frozenset[str]) -> str:
+    if status is None:
+        return "—"
+    return f"**{status}**" if status in failing else status
 
 
 def _score_tables(results: RunRecord) -> list[str]:
@@ -70,11 +225,11 @@ def _score_tables(results: RunRecord) -> list[str]:
             for c in [suite] + [t for t in leaves if t != suite]
             if c != suite or _has_metrics(models, suite)
         ]
-        header = ["model"] + [f"{languages[c]} ({c})" if c in languages else c for c in columns]
+        header = ["model"] + [_column_title(results, c, languages) for c in columns]
         lines += [f"### {suite}", "", _row(header), _row(["---"] * len(header))]
         for model_id, model in models.items():
             suite_result = model.suites.get(suite)
-            cells = [model_id]
+            cells = [model_label(model_id, results)]
             for column in columns:
                 cells.append(_score_cell(suite_result, column))
             lines.append(_row(cells))
@@ -88,14 +243,14 @@ def _score_tables(results: RunRecord) -> list[str]:
         if metric_names:
             lines += [f"Metric: {', '.join(sorted(metric_names))}.", ""]
     failures = [
-        (model_id, suite, result.error)
+        (model_label(model_id, results), suite, result.error)
         for model_id, model in models.items()
         for suite, result in model.suites.items()
         if result.status == "failed"
     ] + [
         # The model itself failed (to load, or its worker died) or was not on this machine;
         # a model whose only failures are suites is listed by those suites above.
-        (model_id, f"(model {m.status})", m.error)
+        (model_label(model_id, results), f"(model {m.status})", m.error)
         for model_id, m in models.items()
         if m.status in ("failed", "skipped", "interrupted") and m.error
     ]
@@ -104,6 +259,14 @@ def _score_tables(results: RunRecord) -> list[str]:
         lines += [f"- `{m}` / `{s}`: {e}" for m, s, e in failures]
         lines.append("")
     return lines
+
+
+def _column_title(results: RunRecord, task: str, languages: dict[str, str]) -> str:
+    notes = [task] if task in languages else []
+    if (chance := chance_of(results, task)) is not None:
+        notes.append(f"chance {chance:.3f}")
+    title = languages.get(task, task)
+    return f"{title} ({'; '.join(notes)})" if notes else title
 
 
 def _has_metrics(models: dict[str, ModelRecord], suite: str) -> bool:
@@ -123,11 +286,12 @@ def _score_cell(suite_result: SuiteResult | None, task: str) -> str:
     task_result = suite_result.tasks.get(task)
     if task_result is None:
         return "—"
-    return _metric_text(task_result.metrics)
+    return _metric_text(task_result)
 
 
-def _metric_text(metrics: dict) -> str:
-    """The primary metric ± its stderr, and chrF beside an exact match."""
+def _metric_text(task: TaskResult) -> str:
+    """The primary metric ± its stderr, chrF beside an exact match, and a mark below chance."""
+    metrics = task.metrics
     name, value, stderr = primary_metric(metrics)
     if value is None:
         return "n/a"
@@ -135,63 +299,9 @@ def _metric_text(metrics: dict) -> str:
     chrf = metrics.get("chrf,none")
     if name.startswith("exact_match,") and isinstance(chrf, (int, float)):
         text += f" (chrF {chrf:.1f})"
+    if task.chance is not None and value < task.chance:
+        text += " **below chance**"
     return text
-
-
-STATUS_ORDER = ("fail", "missing", "within noise", "not judged", "pass")
-
-
-def _verdict(gates: GatesRecord | None) -> list[str]:
-    """The decision first: gates passed or not, per model and language, then every check."""
-    if gates is None:
-        return ["## Verdict", "", "No gates in the config: scores only.", ""]
-    counts = gates.counts
-    tally = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s))
-    lines = [
-        "## Verdict",
-        "",
-        f"**{'PASSED' if gates.passed else 'FAILED'}**: {tally}"
-        + (f" (baseline `{gates.baseline}`)" if gates.baseline else "")
-        + ".",
-        "",
-    ]
-    verdicts = gates.verdicts
-    keys = sorted({k for per_model in verdicts.values() for k in per_model})
-    if keys:
-        lines += [_row(["model", *keys]), _row(["---"] * (len(keys) + 1))]
-        for model, per_model in verdicts.items():
-            lines.append(_row([model, *(_status(per_model.get(k)) for k in keys)]))
-        lines.append("")
-    lines += [
-        f"Every check (a shortfall within {gates.noise_z:g} standard errors is "
-        "within noise, not a failure):",
-        "",
-        _row(["gate", "model", "task", "metric", "score", "threshold", "margin", "status"]),
-        _row(["---"] * 8),
-    ]
-    for check in sorted(gates.checks, key=lambda c: STATUS_ORDER.index(c.status)):
-        score = "—" if check.value is None else f"{check.value:.3f}"
-        if check.value is not None and check.stderr is not None:
-            score += f" ± {check.stderr:.3f}"
-        threshold = "—" if check.threshold is None else f"{check.threshold:.3f}"
-        margin = "—" if check.margin is None else f"{check.margin:+.3f}"
-        if check.noise:
-            margin += f" (noise {check.noise:.3f})"
-        status = _status(check.status)
-        if check.status in ("missing", "not judged"):
-            status += f": {check.detail}"
-        lines.append(
-            _row([check.gate, check.model, check.task, check.metric, score, threshold, margin,
-                  status])
-        )  # fmt: skip
-    lines.append("")
-    return lines
-
-
-def _status(status: str | None) -> str:
-    if status is None:
-        return "—"
-    return f"**{status}**" if status in ("fail", "missing") else status
 
 
 def _language_table(results: RunRecord) -> list[str]:
@@ -219,21 +329,21 @@ def _language_table(results: RunRecord) -> list[str]:
         }
         for language in sorted(languages):
             scored = [
-                f"{name}: {_metric_text(tasks[name].metrics)}"
+                f"{name}: {_metric_text(tasks[name])}"
                 for name in languages[language]
                 if name in tasks
             ]
             if scored:
-                lines.append(_row([model_id, language, "; ".join(scored)]))
+                lines.append(_row([model_label(model_id, results), language, "; ".join(scored)]))
     lines.append("")
     return lines
 
 
-def _generation_table(models: dict[str, ModelRecord]) -> list[str]:
+def _generation_table(results: RunRecord) -> list[str]:
     """For generation tasks: answers that came after thinking, and answers cut by the limit."""
     rows = [
-        (model_id, task_name, task.generation)
-        for model_id, model in models.items()
+        (model_label(model_id, results), task_name, task.generation)
+        for model_id, model in results.models.items()
         for suite in model.suites.values()
         for task_name, task in suite.tasks.items()
         if task.generation
@@ -250,19 +360,12 @@ def _generation_table(models: dict[str, ModelRecord]) -> list[str]:
         _row(["model", "task", "answers", "thought first", "hit the token limit"]),
         _row(["---"] * 5),
     ]
-    for model_id, task_name, summary in rows:
+    for label, task_name, summary in rows:
         cut = summary["hit_token_limit"]
         lines.append(
-            _row(
-                [
-                    model_id,
-                    task_name,
-                    summary["answers"],
-                    summary["thought"],
-                    f"**{cut}**" if cut else "0",
-                ]
-            )
-        )
+            _row([label, task_name, summary["answers"], summary["thought"],
+                  f"**{cut}**" if cut else "0"])
+        )  # fmt: skip
     lines.append("")
     return lines
 
@@ -283,9 +386,9 @@ def _speed(results: RunRecord) -> list[str]:
         ]  # fmt: skip
         for r in models:
             lines.append(
-                _row([r["model"], _seconds(r["load_seconds"]), r["loaded_from"] or "—",
-                      _number(r["items_per_second"]), _number(r["tokens_per_second"]),
-                      r["peak_memory"], r["context_sharing"]])
+                _row([model_label(r["model"], results), _seconds(r["load_seconds"]),
+                      r["loaded_from"] or "—", _number(r["items_per_second"]),
+                      _number(r["tokens_per_second"]), r["peak_memory"], r["context_sharing"]])
             )  # fmt: skip
         lines.append("")
     if phases:
@@ -297,21 +400,27 @@ def _speed(results: RunRecord) -> list[str]:
 
 def _model_table(results: RunRecord) -> list[str]:
     lines = [
-        _row(["model", "source", "dtype", "device", "parameters", "load", "status"]),
-        _row(["---"] * 7),
-    ]
+        _row(["model", "source", "dtype", "device", "parameters", "load", "chat template",
+              "status"]),
+        _row(["---"] * 8),
+    ]  # fmt: skip
     for model_id, model in results.models.items():
         identity = model.identity
         source = f"{identity.kind}: `{identity.location}`" if identity else "?"
+        used = configured_model(results, model_id).get("chat_template")
+        template = "—" if used is None else ("on" if used else "off")
+        if model.chat_template_sha256:
+            template += f", rendered sha256 `{model.chat_template_sha256}`"
         lines.append(
             _row(
                 [
-                    model_id,
+                    model_label(model_id, results),
                     source,
                     model.dtype or "—",
                     model.device or "—",
                     _count(model.parameters),
                     _seconds(model.load_seconds),
+                    template,
                     model.status
                     + (" — **runs remote code**" if identity and identity.remote_code else "")
                     + (f" — alias `{identity.alias}`" if identity and identity.alias else ""),
@@ -322,11 +431,57 @@ def _model_table(results: RunRecord) -> list[str]:
     return lines
 
 
-def _tokenizer_table(models: dict[str, ModelRecord]) -> list[str]:
+def _model_files(results: RunRecord) -> list[str]:
+    """Every file of each model's identity: weights, config, tokenizer, chat template, code."""
+    lines = []
+    for model_id, entry in results.models.items():
+        identity = entry.identity
+        if identity is None or not (identity.weight_files or identity.other_files):
+            continue
+        lines += [
+            f"Files of `{model_label(model_id, results)}` (identity digest "
+            f"`{identity.digest or 'not recorded'}`):",
+            "",
+        ]
+        lines += [
+            f"- weights `{f.path}` ({f.size_bytes:,} bytes) `{f.sha256}`"
+            for f in identity.weight_files
+        ]
+        lines += [
+            f"- {f.role} `{f.name}` ({f.size_bytes:,} bytes) `{f.sha256}`"
+            for f in identity.other_files
+        ]
+        lines.append("")
+    return lines
+
+
+def _suite_files(results: RunRecord) -> list[str]:
+    """The task definitions of each suite, and lm-eval's hash of each task as asked."""
+    lines = []
+    for suite, info in results.suites.items():
+        hashes = task_hashes(results, [suite, *info.tasks])
+        if not (info.definition_files or hashes):
+            continue
+        lines += [f"Suite `{suite}` (from `{info.source}`):", ""]
+        lines += [
+            f"- {f.role} `{f.name}` ({f.size_bytes:,} bytes) `{f.sha256}`"
+            for f in info.definition_files
+        ]
+        for task, by_model in hashes:
+            if len(set(by_model.values())) == 1:
+                text = f"`{next(iter(by_model.values()))}` (every model)"
+            else:
+                text = "; ".join(f"{model_label(m, results)}: `{h}`" for m, h in by_model.items())
+            lines.append(f"- task hash of `{task}`: {text}")
+        lines.append("")
+    return ["## Suites", "", *lines] if lines else []
+
+
+def _tokenizer_table(results: RunRecord) -> list[str]:
     """Tokenizer fitness: per model and language, what the tokenizer costs on the suite text."""
     rows = [
-        (model_id, language, fit)
-        for model_id, model in models.items()
+        (model_label(model_id, results), language, fit)
+        for model_id, model in results.models.items()
         for language, fit in (model.tokenizer or {}).items()
         if isinstance(fit, dict)
     ]
@@ -339,26 +494,16 @@ def _tokenizer_table(models: dict[str, ModelRecord]) -> list[str]:
         "texts that decode back unchanged. Context: tokens of the median item (prompt and longest "
         "continuation) against the model's context window.",
         "",
-        _row(
-            [
-                "model",
-                "language",
-                "tokens/word",
-                "tokens/char",
-                "round-trip",
-                "unknown",
-                "median item",
-                "context",
-            ]
-        ),
+        _row(["model", "language", "tokens/word", "tokens/char", "round-trip", "unknown",
+              "median item", "context"]),
         _row(["---"] * 8),
-    ]
-    for model_id, language, fit in rows:
+    ]  # fmt: skip
+    for label, language, fit in rows:
         share = fit.get("context_share")
         lines.append(
             _row(
                 [
-                    model_id,
+                    label,
                     language,
                     _number(fit.get("tokens_per_word")),
                     _number(fit.get("tokens_per_char")),
@@ -381,8 +526,9 @@ def _percent(value) -> str:
     return f"{value:.1%}" if value is not None else "—"
 
 
-def _preflight(preflight: dict | None) -> list[str]:
+def _preflight(results: RunRecord) -> list[str]:
     """The memory plan made before loading: needed against available, per model."""
+    preflight = results.preflight
     if not preflight:
         return []
     lines = [
@@ -392,11 +538,12 @@ def _preflight(preflight: dict | None) -> list[str]:
         "",
     ]
     for model_id, plan in preflight["models"].items():
+        label = model_label(model_id, results)
         if plan["parameters"] is None:
-            lines.append(f"- {model_id}: unknown ({plan['note']})")
+            lines.append(f"- {label}: unknown ({plan['note']})")
             continue
         lines.append(
-            f"- {model_id}: needs {plan['need_bytes'] / 2**30:.1f} GiB on {plan['target']} "
+            f"- {label}: needs {plan['need_bytes'] / 2**30:.1f} GiB on {plan['target']} "
             f"(weights {plan['weights_bytes'] / 2**30:.1f} GiB at {plan['dtype']}, batch "
             f"{plan['batch']} x {plan['context']} tokens), "
             f"{plan['available_bytes'] / 2**30:.1f} GiB available: **{plan['verdict']}**"
@@ -427,7 +574,8 @@ def _environment(env: dict) -> list[str]:
     return lines
 
 
-def _attestation(offline: OfflineRecord) -> list[str]:
+def _attestation(results: RunRecord) -> list[str]:
+    offline = results.offline
     attempts = offline.attempts
     policy = offline.policy
     guard = offline.guard
@@ -475,7 +623,8 @@ def _attestation(offline: OfflineRecord) -> list[str]:
     if files.weights or files.data:
         lines += ["Files read (sha256):", ""]
         lines += [
-            f"- weights of `{f.model}`: `{f.real_path}` ({f.size_bytes:,} bytes) `{f.sha256}`"
+            f"- {f.role or 'weights'} of `{model_label(f.model or '?', results)}`: "
+            f"`{f.real_path}` ({f.size_bytes:,} bytes) `{f.sha256}`"
             for f in files.weights
         ]
         lines += [
@@ -498,16 +647,6 @@ def _sandbox_text(sandbox: SandboxRecord) -> str:
         f"self-test {'passed' if sandbox.self_test and sandbox.self_test.passed else 'FAILED'}",
     ]
     return "; ".join(parts)
-
-
-def sandbox_warning(results: RunRecord | dict) -> str | None:
-    """The first-lines label of a run whose evaluated code was not sandboxed."""
-    if as_record(results).offline.sandbox.enforced:
-        return None
-    return (
-        "NOT SANDBOXED: the evaluated code ran inside harness's own process "
-        "(offline.sandbox: false); the offline evidence comes from inside that process only."
-    )
 
 
 def _isolation_text(isolation: IsolationRecord) -> str:

@@ -144,7 +144,8 @@ def data_view(job, scratch: Path) -> tuple[list[Path], dict[str, Path]]:
 def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
     """Score one model in a sandboxed worker; its results land in `job` as they come."""
     scratch = Path(tempfile.mkdtemp(prefix=f"harness-worker-{spec.id}-"))
-    identity = dict(entry["identity"])
+    # The supervisor's facts about the model, never the worker's word.
+    owned = {key: entry[key] for key in SUPERVISOR_FIELDS if key in entry}
     data, mapped = data_view(job, scratch)
     layout = Layout(
         read_only=[Path("/usr"), Path("/etc"), *python_paths(), *model_paths(source), *data],
@@ -192,7 +193,7 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
         write_end = None
         try:
             for message in read_messages(read_end):
-                done = _apply(job, spec, identity, message) or done
+                done = _apply(job, spec, owned, message) or done
                 if isinstance(message, Failure) and message.where == spec.id:
                     reasons.append(message.message)
         except ValueError as exc:
@@ -237,7 +238,11 @@ def _death(code: int) -> str:
         return f"killed by signal {signal_number}"
 
 
-def _apply(job, spec, identity: dict, message) -> bool:
+SUPERVISOR_FIELDS = ("identity", "stand_in", "hash_seconds")
+"""Fields of a model's entry only the supervisor writes: a worker's values are replaced."""
+
+
+def _apply(job, spec, owned: dict, message) -> bool:
     """Take one worker message into the run; True for the last one."""
     if isinstance(message, Say):
         from harness.sandbox.bwrap import clean_line
@@ -252,7 +257,9 @@ def _apply(job, spec, identity: dict, message) -> bool:
             entry = ModelRecord.model_validate(message.entry).model_dump(exclude_unset=True)
         except ValidationError as exc:
             raise ValueError(f"a results entry that does not match the schema: {exc}") from None
-        entry["identity"] = identity  # the supervisor's hashes, never the worker's word
+        for key in SUPERVISOR_FIELDS:
+            entry.pop(key, None)
+        entry.update(owned)
         if entry.get("converted_from"):
             entry["converted_from"] = _rehash(entry["converted_from"], job.root)
         job.data["models"][spec.id] = entry

@@ -37,6 +37,8 @@ class SuiteInfo:
     """Leaf task name -> where its hub dataset is on this machine (tasks that name one)."""
     requirements: list[Requirement] = field(default_factory=list)
     """What its tasks would fetch or import at run time and this machine lacks."""
+    definition_files: list[tuple[Path, str]] = field(default_factory=list)
+    """(path, role) of the files that define its tasks (`harness.identity.task_files`)."""
 
     @property
     def total_items(self) -> int:
@@ -112,7 +114,11 @@ class SuiteCatalog:
         entry = manager.task_index[name]
         kind = "group" if entry.kind.name == "GROUP" else "task"
         info = SuiteInfo(name=name, kind=kind, source=self._source(entry))
+        yaml_paths = [entry.yaml_path] if entry.yaml_path else []
         for leaf_name, cfg in self._leaves(name, manager.task_index, seen=set()):
+            leaf = manager.task_index.get(leaf_name)
+            if leaf is not None and leaf.yaml_path:
+                yaml_paths.append(leaf.yaml_path)
             info.tasks.append(leaf_name)
             info.requirements += task_requirements(leaf_name, cfg)
             language = (cfg.get("metadata") or {}).get("language") or language_of(leaf_name)
@@ -127,6 +133,9 @@ class SuiteCatalog:
                 location = self._locate(cfg)
                 info.sources[leaf_name] = location
                 info.data_files += [p for p in location.files if p not in info.data_files]
+        from harness.identity import task_files
+
+        info.definition_files = task_files(yaml_paths)
         return info
 
     def _locate(self, cfg: dict) -> DataLocation:

@@ -45,6 +45,9 @@ def gated_run(tmp_path_factory, tiny_model_dir) -> Path:
                 {"name": "hindi floor", "language": "hi", "metric": "acc", "min": 0.0},
                 {"name": "english floor", "suite": "smoke_en", "min": 0.99},
             ],
+            # --limit makes the run partial; judge it anyway, on its few items, so that one
+            # gate passes and one fails.
+            "decision": {"judge_partial": True, "min_items": 1},
         },
     )
     proc = run_harness("run", str(config), "--limit", "4", "--output", str(root / "results"))
