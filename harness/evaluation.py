@@ -6,6 +6,7 @@ metrics and standard errors are copied into the results unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -63,32 +64,131 @@ def evaluate_suite(
     return its raw output.
 
     Settings whose defaults changed between lm-eval releases are given explicitly. `use_cache`
-    is lm-eval's request cache: a path prefix that must be this model's alone.
+    is lm-eval's request cache: a path prefix that must be this model's alone; lm-eval opens it
+    as `ResumingRequestCache` here.
     """
+    import lm_eval.api.model
     import lm_eval.evaluator
     from lm_eval import simple_evaluate
 
     lm_eval.evaluator.add_env_info = _environment_once
-    return simple_evaluate(
-        model=lm,
-        tasks=[suite] if isinstance(suite, str) else suite,
-        task_manager=task_manager,
-        num_fewshot=num_fewshot,
-        limit=limit,
-        log_samples=True,
-        apply_chat_template=spec.chat_template,
-        fewshot_as_multiturn=False,
-        gen_kwargs=(
-            {"max_gen_toks": spec.generation.max_new_tokens}
-            if spec.generation.max_new_tokens
-            else None
-        ),
-        use_cache=use_cache,
-        cache_requests=False,
-        check_integrity=False,
-        write_out=False,
-        confirm_run_unsafe_code=False,
-    )
+    caching = lm_eval.api.model.CachingLM
+    lm_eval.api.model.CachingLM = _resuming_request_cache()  # what simple_evaluate wraps lm in
+    try:
+        return simple_evaluate(
+            model=lm,
+            tasks=[suite] if isinstance(suite, str) else suite,
+            task_manager=task_manager,
+            num_fewshot=num_fewshot,
+            limit=limit,
+            log_samples=True,
+            apply_chat_template=spec.chat_template,
+            fewshot_as_multiturn=False,
+            gen_kwargs=(
+                {"max_gen_toks": spec.generation.max_new_tokens}
+                if spec.generation.max_new_tokens
+                else None
+            ),
+            use_cache=use_cache,
+            cache_requests=False,
+            check_integrity=False,
+            write_out=False,
+            confirm_run_unsafe_code=False,
+        )
+    finally:
+        lm_eval.api.model.CachingLM = caching
+
+
+@functools.cache
+def _resuming_request_cache():
+    """`ResumingRequestCache`, a subclass of lm-eval's `CachingLM` (made once, when lm-eval
+    is first needed)."""
+    from lm_eval.api.model import CachingLM, eval_logger, hash_args
+
+    class ResumingRequestCache(CachingLM):
+        """lm-eval's request cache (`use_cache`), which gives a resumed run the numbers of an
+        uninterrupted one, bit for bit.
+
+        lm-eval's own hands the model only the requests it has no answer for, and the model
+        batches those anew: after a kill, requests share batches with others than they did
+        in an uninterrupted run, and a float's last bits depend on the batch it is computed in
+        (the kernels a matrix product picks for its shape, the width a row is padded to). Here
+        the model composes its batches from the whole request list, as an uninterrupted run
+        does, and computes again, in full, every batch that holds a request not answered:
+        loglikelihoods through `SharedPrefixLoglikelihood.resume_loglikelihood`, generations by
+        sending the model only whole batches of `generation_batches`. Other requests and models
+        (lm-eval's vLLM) are served as lm-eval serves them."""
+
+        def __getattr__(self, attr: str) -> Any:
+            if attr == "loglikelihood" and hasattr(self.lm, "resume_loglikelihood"):
+                return lambda requests: self._resume(attr, requests)
+            if attr == "generate_until" and _generates_in_batches(self.lm):
+                return lambda requests: self._resume(attr, requests)
+            return super().__getattr__(attr)
+
+        def _resume(self, attr: str, requests: list) -> list:
+            eval_logger.info(
+                f"Loading '{attr}' responses from cache '{self.cache_db}' where possible..."
+            )
+            keys = [hash_args(attr, request.args) for request in requests]
+            answers = [
+                None if _sampled(attr, request) else self.dbdict.get(key)
+                for request, key in zip(requests, keys, strict=True)
+            ]
+            remaining = [i for i, answer in enumerate(answers) if answer is None]
+            eval_logger.info(
+                f"Cached requests: {len(requests) - len(remaining)}, "
+                f"Requests remaining: {len(remaining)}"
+            )
+            if not remaining:
+                return answers
+            if attr == "loglikelihood":
+                found = self.lm.resume_loglikelihood(requests, answers)
+            else:
+                todo = sorted(
+                    i
+                    for batch in generation_batches(self.lm, requests)
+                    if any(answers[j] is None for j in batch)
+                    for i in batch
+                )
+                found = list(answers)
+                made = self.lm.generate_until([requests[i] for i in todo])
+                for i, answer in zip(todo, made, strict=True):
+                    found[i] = answer
+            for i in remaining:
+                self.dbdict[keys[i]] = found[i]
+            self.dbdict.commit()
+            return found
+
+    return ResumingRequestCache
+
+
+def _sampled(attr: str, request) -> bool:
+    """A sampled generation, which lm-eval's request cache never serves."""
+    return attr == "generate_until" and bool(request.args[1].get("do_sample", False))
+
+
+def _generates_in_batches(lm) -> bool:
+    from harness.generation import ReasoningAwareHFLM
+
+    return isinstance(lm, ReasoningAwareHFLM) and isinstance(lm.batch_size, int)
+
+
+def generation_batches(lm, requests: list) -> list[list[int]]:
+    """The batches, as indices, that `ReasoningAwareHFLM.generate_until` makes of these
+    generation requests: per generation setting, prompts longest first (in tokens, then by
+    text), `batch_size` at a time. It makes the same batches again of the requests of any of
+    these batches taken together. (Keep in step with `generate_until`: tests/test_resume.py
+    checks the two agree.)"""
+    settings: dict[str, list[int]] = {}
+    for index, request in enumerate(requests):
+        settings.setdefault(repr(sorted(request.args[1].items())), []).append(index)
+    planned = []
+    for indices in settings.values():
+        contexts = {i: requests[i].args[0] for i in indices}
+        order = sorted(indices, key=lambda i: (-len(lm.tok_encode(contexts[i])), contexts[i]))
+        planned += [order[n : n + lm.batch_size] for n in range(0, len(order), lm.batch_size)]
+    return planned
 
 
 _ENVIRONMENT: dict[str, Any] = {}

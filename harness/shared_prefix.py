@@ -20,6 +20,12 @@ Only models whose key/value cache is plain per-layer full attention take this pa
 after the first context pass); others (sliding windows, linear attention) are scored by
 lm-eval's own code. `harness.generation.ReasoningAwareHFLM` also checks the first group of
 each model against lm-eval's code before trusting this one.
+
+A resumed suite (`SharedPrefixLoglikelihood.resume_loglikelihood`) gets the same numbers, bit
+for bit: a float's last bits depend on the shape of the batch it was computed in (the kernels a
+matrix product picks, the width a row is padded to), so the batches are composed from the whole
+request list, as an uninterrupted run composes them, and every batch that holds a request not
+yet answered is computed again in full; batches answered entirely are skipped.
 """
 
 from __future__ import annotations
@@ -67,7 +73,9 @@ def shares_contexts(groups: list[Group], requests: Sequence[Request]) -> bool:
 
 
 def batches(groups: list[Group], budget: int, max_groups: int) -> Iterator[list[Group]]:
-    """Consecutive groups (longest first) whose padded contexts fit `budget` tokens."""
+    """Consecutive groups (longest first) whose padded contexts fit `budget` tokens.
+
+    Where a batch ends depends on its own groups only, not on those after it."""
     batch: list[Group] = []
     for group in groups:
         longest = len(batch[0].prefix) if batch else len(group.prefix)
@@ -97,14 +105,20 @@ class SharedPrefixScorer:
         requests: Sequence[Request],
         groups: list[Group] | None = None,
         on_scored: Callable[[int, tuple[float, bool]], None] | None = None,
-    ) -> list[tuple[float, bool]]:
+        known: Sequence[bool] | None = None,
+    ) -> list[tuple[float, bool] | None]:
         """(sum of continuation logprobs, whether greedy decoding gives the continuation) per
-        request, in request order. `on_scored(index, answer)` is called as each batch ends."""
+        request, in request order. `on_scored(index, answer)` is called as each batch ends.
+
+        A batch whose requests are all `known` (answered already) is not computed: its
+        entries stay None. The batches are the same with or without `known`."""
         groups = groups if groups is not None else group_by_context(requests, self.max_length)
         longest = max(len(g.prefix) for g in groups)
         budget = self.batch_size * longest
         answers: list[tuple[float, bool] | None] = [None] * len(requests)
         for batch in batches(groups, budget, max_groups=8 * self.batch_size):
+            if known is not None and all(known[i] for g in batch for i in g.members):
+                continue
             for index, answer in self._score_batch(requests, batch, budget):
                 answers[index] = answer
                 if on_scored:
@@ -209,6 +223,45 @@ as lm-eval's own scores do)."""
 _HALF_TOLERANCE = 2e-2
 
 
+class _Numbered(tuple):
+    """A request that knows its index in the list it came from."""
+
+    number: int
+
+
+def lm_eval_batches(
+    requests: Sequence[Request], batch_size: int, by_context: bool
+) -> list[list[int]]:
+    """The batches lm-eval's `HFLM._loglikelihood_tokens` makes of these requests, as indices:
+    its `Collator` order (longest context + continuation first), `batch_size` rows at a time;
+    with `by_context` (lm-eval's `logits_cache`, for causal models) a row stands for every
+    request with the same context and continuation but for its last token. lm-eval makes the
+    same batches again of the requests of any of these batches taken together."""
+    from lm_eval.models.utils import Collator
+
+    rows = []
+    for index, request in enumerate(requests):
+        row = _Numbered(request)
+        row.number = index
+        rows.append(row)
+    collator = Collator(
+        rows,
+        sort_fn=lambda r: (-len(r[1] + r[2]), tuple(r[1] + r[2])),
+        group_by="contexts" if by_context else None,
+        group_fn=lambda r: r[-2] + r[-1][:-1],
+    )  # lm-eval's own `_collate` and `_lookup_one_token_cont`
+    sharing: dict[tuple[int, ...], list[int]] = {}
+    for row in rows:
+        sharing.setdefault(tuple(row[1] + row[2][:-1]), []).append(row.number)
+    planned = []
+    for chunk in collator.get_batched(n=batch_size):
+        if by_context:
+            planned.append(sorted(i for r in chunk for i in sharing[tuple(r[1] + r[2][:-1])]))
+        else:
+            planned.append(sorted(r.number for r in chunk))
+    return planned
+
+
 class SharedPrefixLoglikelihood:
     """For a subclass of lm-eval's `HFLM`: loglikelihood requests scored by `SharedPrefixScorer`.
 
@@ -222,23 +275,49 @@ class SharedPrefixLoglikelihood:
     prefix_sharing: dict | None = None
     work: dict[str, float]
     """Counters the subclass creates (`ReasoningAwareHFLM.work`)."""
+    _answered: list | None = None
+    """During `resume_loglikelihood`: the answers already known, per request (None if not)."""
+
+    def resume_loglikelihood(self, requests, answered: Sequence) -> list:
+        """lm-eval's `loglikelihood` of a whole request list of which some are answered already
+        (`answered`: the answer per request, None where there is none), as lm-eval's request
+        cache serves them after a kill. Batches are composed from the whole list, as in an
+        uninterrupted run; those that hold a request not answered are computed in full (the
+        answered requests in them too, so their neighbours get the numbers of an uninterrupted
+        run, bit for bit), the others not. Returns an answer per request: computed where its
+        batch was, else the one given."""
+        if len(answered) != len(requests):
+            raise ValueError("one answer (or None) per request")
+        self._answered = list(answered)
+        try:
+            return self.loglikelihood(requests)
+        finally:
+            self._answered = None
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         started = time.perf_counter()
+        answered, self._answered = self._answered, None  # for this list alone
+        if answered is not None and len(answered) != len(requests):
+            answered = None
+        computed = [len(requests)]
         try:
-            return self._score_requests(requests, disable_tqdm, override_bs)
+            answers = self._score_requests(requests, disable_tqdm, override_bs, answered, computed)
+            if answered is None:
+                return answers
+            return [a if a is not None else b for a, b in zip(answers, answered, strict=True)]
         finally:
-            self.work["loglikelihood_requests"] += len(requests)
+            self.work["loglikelihood_requests"] += computed[0]
             self.work["loglikelihood_seconds"] += time.perf_counter() - started
 
-    def _score_requests(self, requests, disable_tqdm: bool, override_bs):
-        own = super()._loglikelihood_tokens  # type: ignore[misc]
+    def _score_requests(self, requests, disable_tqdm: bool, override_bs, answered, computed):
+        """Answers per request; None for a request answered already whose batch was not
+        computed. `computed[0]` is set to how many requests were."""
         plain = self.backend != "causal" or not isinstance(self.batch_size, int)
         if plain or not self.share_prefix:
-            return own(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            return self._lm_eval_scores(requests, disable_tqdm, override_bs, answered, computed)
         groups = group_by_context(requests, self.max_length)
         if not shares_contexts(groups, requests):
-            return own(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            return self._lm_eval_scores(requests, disable_tqdm, override_bs, answered, computed)
         scorer = SharedPrefixScorer(
             self.model,
             max_length=self.max_length,
@@ -248,19 +327,45 @@ class SharedPrefixLoglikelihood:
         if self.prefix_sharing is None:
             self.prefix_sharing = self._check(scorer, requests, groups)
         if not self.prefix_sharing["used"]:
-            return own(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            return self._lm_eval_scores(requests, disable_tqdm, override_bs, answered, computed)
         from tqdm import tqdm
 
+        known = None if answered is None else [a is not None for a in answered]
         bar = tqdm(total=len(requests), disable=disable_tqdm, desc="Running loglikelihood requests")
+        computed[0] = 0
 
         def scored(index: int, answer: tuple[float, bool]) -> None:
             self.cache_hook.add_partial("loglikelihood", requests[index][0], answer)
+            computed[0] += 1
             bar.update(1)
 
         try:
-            return scorer.score(requests, groups, scored)
+            return scorer.score(requests, groups, scored, known)
         finally:
             bar.close()
+
+    def _lm_eval_scores(self, requests, disable_tqdm: bool, override_bs, answered, computed):
+        """lm-eval's own scoring; with answers known, only of the requests in lm-eval's batches
+        that hold one not answered (so lm-eval batches them as in an uninterrupted run)."""
+        own = super()._loglikelihood_tokens  # type: ignore[misc]
+        if answered is None:
+            return own(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        if isinstance(self.batch_size, int):
+            by_context = self.backend == "causal" and bool(getattr(self, "logits_cache", True))
+            planned = lm_eval_batches(requests, self.batch_size, by_context)
+            todo = sorted(
+                i for batch in planned if any(answered[j] is None for j in batch) for i in batch
+            )
+        else:  # batch sizes lm-eval chooses itself: no plan to keep
+            todo = [i for i, a in enumerate(answered) if a is None]
+        computed[0] = len(todo)
+        answers: list = [None] * len(requests)
+        if todo:
+            subset = [requests[i] for i in todo]
+            done = own(subset, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            for i, answer in zip(todo, done, strict=True):
+                answers[i] = answer
+        return answers
 
     def _check(self, scorer: SharedPrefixScorer, requests, groups: list[Group]) -> dict:
         import logging

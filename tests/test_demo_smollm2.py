@@ -15,13 +15,38 @@ LANGUAGES = ["en", "hi", "ta", "ar", "fr", "de", "ko", "ja"]
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    # The demo as `make demo` runs it: sandboxed by default.
+def demo_key(tmp_path_factory):
+    key = tmp_path_factory.mktemp("keys") / "demo.key"
+    assert run_harness("keygen", "--private", str(key)).returncode == 0
+    return key
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, demo_key):
+    # The demo as `make demo` runs it: sandboxed by default, checked against its lock file,
+    # signed.
     root = tmp_path_factory.mktemp("demo")
-    proc = run_harness("run", str(REPO / "configs" / "demo.yaml"), "--output", str(root))
+    config = REPO / "configs" / "demo.yaml"
+    proc = run_harness("run", str(config), "--output", str(root), "--sign", str(demo_key))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every file matches its pin in" in proc.stderr
     run_dir = only_run_dir(root)
     return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def test_demo_is_pinned_judged_and_signed(demo_run, demo_key):
+    run_dir, results = demo_run
+    lock = REPO / "configs" / "demo.lock.json"
+    assert results["lock"]["path"] == str(lock) and results["lock"]["verified"] is True
+    assert results["scope"] == {"partial": False, "reasons": [], "items_scored": 192,
+                                "items_total": 192}  # fmt: skip
+    [check] = results["gates"]["checks"]  # English above 0.4 on 24 items: 15 right
+    assert check["status"] == "pass" and check["method"] == "wilson 95%"
+    assert check["margin_low"] > 0 and check["chance"] == 0.25
+    assert results["gates"]["passed"] is True
+    proc = run_harness("attest", str(run_dir), "--verify", f"{demo_key}.pub")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "signature verified" in proc.stderr
 
 
 def test_demo_scores_all_languages_offline(demo_run):
@@ -45,7 +70,9 @@ def test_demo_scores_all_languages_offline(demo_run):
     weights = offline["files"]["weights"]
     assert weights[0]["sha256"] == gguf["sha256"]
     assert all(len(f["sha256"] or "") == 64 for f in weights), weights
-    assert len(offline["files"]["data"]) == len(LANGUAGES)
+    data = [f for f in offline["files"]["data"] if f["role"] == "data"]
+    assert len(data) == len(LANGUAGES)
+    assert {f["role"] for f in offline["files"]["data"]} == {"data", "task definition"}
 
 
 def test_english_score_is_above_chance(demo_run):
