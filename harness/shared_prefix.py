@@ -379,7 +379,13 @@ class SharedPrefixLoglikelihood:
         except UnsupportedCache as exc:
             log.info("context sharing off: %s; lm-eval's scoring is used", exc)
             return {"used": False, "reason": f"cache not reusable: {exc}"}
-        theirs = super()._loglikelihood_tokens(sample, disable_tqdm=True)  # type: ignore[misc]
+        from lm_eval.api.model import CacheHook
+
+        hook, self.cache_hook = self.cache_hook, CacheHook(None)  # not answers to keep
+        try:
+            theirs = super()._loglikelihood_tokens(sample, disable_tqdm=True)  # type: ignore[misc]
+        finally:
+            self.cache_hook = hook
         dtype = str(self.model.dtype).removeprefix("torch.")
         tolerance = _TOLERANCE.get(dtype, _HALF_TOLERANCE)
         pairs = list(zip(ours, theirs, strict=True))

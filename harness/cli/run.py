@@ -236,6 +236,7 @@ def validate_command(config_file: Path, model_paths, data_dir) -> None:
         for info in SuiteCatalog(config.task_paths, config.data_dir).check(config.suites):
             items = f", {info.total_items} items" if info.items else ""
             console.print(f"suite {info.name}: {info.kind}, {len(info.tasks)} task(s){items}")
+        unpinned = _lock_summary(config, config_file)
         if unrunnable:
             names = ", ".join(dict.fromkeys(unrunnable))
             console.print(
@@ -259,12 +260,34 @@ def validate_command(config_file: Path, model_paths, data_dir) -> None:
                 "here, or substitute local copies with --model-path ID=PATH."
             )
             return 2
-        if unrunnable or sandbox:
+        if unrunnable or sandbox or unpinned:
             return 2
         console.print(f"[green]{config_file}: valid[/green]")
         return 0
 
     sys.exit(guarded(work))
+
+
+def _lock_summary(config, config_file: Path) -> bool:
+    """Say which lock file `run` will check the files against; True when it does not pin
+    every model and suite of the config (the run would refuse)."""
+    from harness.lock import lock_path, read_lock
+
+    path = lock_path(config_file)
+    if not path.is_file():
+        console.print(f"lock: none ({path.name} would pin the files: `harness lock`)")
+        return False
+    lock = read_lock(path)
+    missing = [f"model {m.id}" for m in config.models if m.id not in lock.models]
+    missing += [f"suite {name}" for name in config.suites if name not in lock.suites]
+    if missing:
+        console.print(
+            f"[red]error:[/red] {path} does not pin {', '.join(missing)}: `harness run` would "
+            "refuse. Run `harness lock` again."
+        )
+        return True
+    console.print(f"lock: {path} (run checks every file against it before loading)")
+    return False
 
 
 @main.command("plan")
