@@ -115,7 +115,8 @@ def test_default_run_is_attested_offline(tmp_path, tiny_model_dir, canary):
     assert offline["kernel"]["enforced"] is True, offline["kernel"]
     assert offline["isolation"]["isolated"] is True
     assert {f["model"] for f in offline["files"]["weights"]} == {"t"}
-    assert offline["files"]["data"][0]["path"].endswith("en.jsonl")
+    [data] = [f for f in offline["files"]["data"] if f["role"] == "data"]
+    assert data["path"].endswith("en.jsonl")
     assert canary.connections == 0
 
 
@@ -167,7 +168,8 @@ def test_isolation_unavailable(tmp_path, tiny_model_dir, fallback):
     assert "needs `unshare`" in isolation["reason"]
     report = (only_run_dir(tmp_path / "results") / "report.md").read_text(encoding="utf-8")
     assert "NOT isolated (fallback)" in report
-    assert report.splitlines()[2].startswith("> **NOT SANDBOXED")
+    first = report.splitlines()[:6]  # the first lines: PARTIAL (--limit), then NOT SANDBOXED
+    assert first[2].startswith("> **PARTIAL") and first[4].startswith("> **NOT SANDBOXED")
 
 
 def test_without_the_sandbox_tools_the_run_is_refused_with_the_fix(tmp_path, tiny_model_dir):
