@@ -442,7 +442,7 @@ def test_config_snippets_of_the_docs_are_valid():
 def test_a_vllm_model_has_a_cache_identity_of_its_own():
     from harness.cache import model_identity
 
-    weights = [{"sha256": "ab" * 32}]
+    weights = [{"name": "model.safetensors", "sha256": "ab" * 32}]
     on_hf = model_identity(spec(), weights, "cuda:0", "bfloat16")
     on_vllm = model_identity(spec(backend="vllm"), weights, "cuda", "bfloat16")
     assert "engine" not in on_hf  # keys of existing caches do not change
