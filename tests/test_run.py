@@ -97,7 +97,8 @@ def test_report_markdown(tiny_run):
     _, run_dir = tiny_run
     report = (run_dir / "report.md").read_text(encoding="utf-8")
     assert report.startswith("# Run `tiny`")
-    assert "| model | smoke | en (smoke_en) | hi (smoke_hi) |" in report
+    assert "| model | smoke | en (smoke_en; chance 0.250) | hi (smoke_hi; chance 0.250) |" in report
+    assert "> **PARTIAL: 40 of 192 items (limit of 5 items per task)**" in report
     assert "| tiny-qwen2 |" in report
     assert "## Offline attestation" in report
     assert "Network attempts during the run: **0**" in report
