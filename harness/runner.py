@@ -88,7 +88,7 @@ def configured_source(spec: ModelSpec) -> str:
 
 
 def run(
-    config: RunConfig,
+    config: RunConfig | str | Path,
     *,
     config_file: Path | None = None,
     output_dir: Path | None = None,
@@ -99,7 +99,8 @@ def run(
     lock_file: Path | None = None,
     use_lock: bool = True,
 ) -> RunResult:
-    """Score every model of `config` on every suite; write and return the results.
+    """Score every model of `config` (a `RunConfig`, or the path of a config file) on every
+    suite; write and return the results.
 
     Before anything loads, every file of every model and suite is hashed. With a lock file
     (`lock_file`, or `<config>.lock.json` beside `config_file`; `use_lock=False` ignores it)
@@ -124,6 +125,11 @@ def run(
     in results.json; the command line passes its process's start. Default: this call.
     """
     started_at = time.perf_counter() if started_at is None else started_at
+    if not isinstance(config, RunConfig):  # a config file's path
+        from harness.config import load_config
+
+        config_file = Path(config) if config_file is None else config_file
+        config = load_config(Path(config))
     config_file = Path(config_file) if config_file is not None else None
     output_dir = Path(output_dir) if output_dir is not None else None
     lock = _lock_to_use(config_file, lock_file, use_lock)

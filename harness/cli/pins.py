@@ -9,20 +9,19 @@ import click
 from rich.table import Table
 
 from harness.cli._common import (
+    config_file_argument,
     console,
     data_dir_option,
     guarded,
     main,
     model_path_option,
-    offline_for_lookups,
     say,
     wide_console,
-    with_data_dir,
 )
 
 
 @main.command("lock")
-@click.argument("config_file", type=click.Path(path_type=Path))
+@config_file_argument
 @model_path_option
 @data_dir_option
 @click.option(
@@ -37,30 +36,14 @@ def lock_command(config_file: Path, model_paths, data_dir, lock_file) -> None:
     `harness run` then checks every file against it before any model loads and refuses a
     mismatch (exit 2). Every model must be on this machine. Review the lock file's diff before
     committing it: it is what the run will hold the files to."""
-    from harness.config import load_config
-    from harness.runner import substitute_paths
 
     def work() -> int:
-        from harness.environment import package_versions
-        from harness.lock import build_lock, lock_path, write_lock
+        from harness.api import lock
 
-        config = substitute_paths(load_config(config_file), list(model_paths))
-        config = with_data_dir(config, data_dir)
-        offline_for_lookups(config.offline.allow_loopback)
-        from harness.models import resolve_model_source
-        from harness.pins import model_pins, suite_pins
-        from harness.suites import SuiteCatalog
-
-        suites = SuiteCatalog(config.task_paths, config.data_dir).check(config.suites)
-        suite_entries = {info.name: suite_pins(info, config) for info in suites}
-        models = {}
-        for spec in config.models:
-            source = resolve_model_source(spec)  # an absent model is an error here
-            say(f"{spec.id}: sha256 of the files of {source.describe()}")
-            models[spec.id] = model_pins(spec, source)
-        target = lock_file or lock_path(config_file)
-        version = package_versions().get("harness")
-        write_lock(target, build_lock(config_file, models, suite_entries, version))
+        result = lock(
+            config_file, model_paths=model_paths, data_dir=data_dir, output=lock_file, say=say
+        )
+        models, suite_entries, target = result.lock.models, result.lock.suites, result.path
         table = Table("pinned", "files", "bytes", "digest")
         for model_id, entry in models.items():
             size = sum(f.size_bytes for f in entry.files.values())
