@@ -76,7 +76,9 @@ def run_harness(model: dict, tasks: list[str], limit: int | None, root: Path) ->
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     command = [HARNESS, "run", str(path), "--output", str(root / "results"), "--no-cache"]
     started = time.perf_counter()
-    done = subprocess.run(command, env=environment(), capture_output=True, text=True, cwd=root)
+    # The case's own GGUF cache: its first run is a first run on a new machine.
+    env = environment() | {"HARNESS_CACHE": str(root / "harness-cache")}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=root)
     wall = time.perf_counter() - started
     if done.returncode not in (0, 4):
         sys.exit(

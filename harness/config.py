@@ -1,7 +1,8 @@
 """The run config: a YAML file naming a run, its models and its suites.
 
 Validated by pydantic models with `extra="forbid"`, so a misspelt key is an error rather than
-a silently ignored setting. Relative paths in a config are relative to the config file.
+a silently ignored setting. Relative paths in a config (`path`, `task_paths`, `data_dir`,
+`output_dir`, `baseline`) are relative to the config file, with `~` expanded (`_anchor_paths`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Field docstrings become the JSON schema's descriptions (`harness schema`, docs/config.md).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class GenerationLimits(_Strict):
@@ -67,7 +69,7 @@ class ModelSpec(_Strict):
 
     path: Path | None = None
     """A local directory in Hugging Face layout (config.json, safetensors, tokenizer files),
-    or the directory holding `gguf_file`."""
+    or the directory holding `gguf_file`; relative to the config file, `~` expanded."""
 
     repo: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+$")] | None = None
     """A Hugging Face repo id (`org/name`), resolved only from the local HF cache."""
@@ -253,6 +255,8 @@ class Gate(_Strict):
     be at least `min_ratio` times that model's score on the same task."""
 
     min_ratio: Annotated[float, Field(gt=0)] | None = None
+    """With `relative_to`: the least share of that model's score this model must reach (0.9:
+    at least 90%), decided on a paired interval over the shared items."""
 
     max_drop: Annotated[float, Field(ge=0)] | None = None
     """The score may be at most this much below the same model's score in the baseline run."""
@@ -346,12 +350,14 @@ class RunConfig(_Strict):
     """lm-eval task or group names, from `tasks/`, `task_paths` or lm-eval's registry."""
 
     task_paths: list[Path] = []
-    """Extra directories of lm-eval task YAML, searched after the project's `tasks/`."""
+    """Extra directories of lm-eval task YAML, searched after the project's `tasks/`
+    (relative to the config file, `~` expanded)."""
 
     data_dir: Path | None = None
     """Local copies of hub datasets for lm-eval's standard benchmarks, one directory per
     dataset as `<data_dir>/<org>/<name>/` (what `hf download --repo-type dataset ORG/NAME
-    --local-dir DATA_DIR/ORG/NAME` writes). Used before the Hugging Face caches."""
+    --local-dir DATA_DIR/ORG/NAME` writes). Used before the Hugging Face caches. Relative to
+    the config file, `~` expanded."""
 
     limit: Annotated[int, Field(ge=1)] | None = None
     """Score only the first N items of each task (for smoke runs)."""
@@ -360,7 +366,8 @@ class RunConfig(_Strict):
     """Few-shot examples per item; None keeps each task's own setting."""
 
     output_dir: Path = Path("results")
-    """Where run directories are written (relative to the working directory)."""
+    """Where run directories are written. Given in the file: relative to the config file, `~`
+    expanded; left out: `results` in the working directory."""
 
     offline: OfflinePolicy = OfflinePolicy()
     """Offline policy: `strict` (default), `audit` or `isolate`, or a mapping of its fields."""
@@ -377,7 +384,8 @@ class RunConfig(_Strict):
 
     baseline: str | None = None
     """The run `max_drop` gates compare with: a run directory (or its results.json), or
-    `previous` for the latest earlier run of this config in the results index."""
+    `previous` for the latest earlier run of this config in the results index. A path is
+    relative to the config file, `~` expanded."""
 
     decision: DecisionSettings = DecisionSettings()
     """How gates decide (confidence level, minimum items, what inconclusive means)."""
@@ -490,21 +498,37 @@ def load_config(path: str | Path) -> RunConfig:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(path, exc)) from None
-    return _anchor_paths(config, path.resolve().parent)
+    try:
+        return _anchor_paths(config, path.resolve().parent)
+    except RuntimeError as exc:  # pathlib's word for `~` or `~user` with no home directory
+        raise ConfigError(
+            f"{path}: a path starting with `~` cannot be expanded ({exc}); write it in full"
+        ) from None
 
 
 def _anchor_paths(config: RunConfig, base: Path) -> RunConfig:
-    models = [
-        m.model_copy(update={"path": base / m.path}) if m.path and not m.path.is_absolute() else m
-        for m in config.models
-    ]
-    task_paths = [p if p.is_absolute() else base / p for p in config.task_paths]
-    data_dir = config.data_dir
-    if data_dir is not None and not data_dir.is_absolute():
-        data_dir = base / data_dir
-    return config.model_copy(
-        update={"models": models, "task_paths": task_paths, "data_dir": data_dir}
-    )
+    """Every path the config file gives, `~` expanded and made absolute against `base` (the
+    config file's directory), so a config means the same files from any working directory.
+
+    Only `~` is expanded, not `$VARIABLES`: the resolved config and its hash are the record of
+    what ran, and `--data-dir`, `--output` and `--model-path` (relative to the working
+    directory, as command-line paths are) vary a run per machine. `output_dir` left out keeps
+    its default, `results` in the working directory: results of a config shipped inside the
+    installed package must not land in site-packages."""
+
+    def anchor(path: Path) -> Path:
+        path = path.expanduser()
+        return path if path.is_absolute() else base / path
+
+    models = [m.model_copy(update={"path": anchor(m.path)}) if m.path else m for m in config.models]
+    update: dict = {"models": models, "task_paths": [anchor(p) for p in config.task_paths]}
+    if config.data_dir is not None:
+        update["data_dir"] = anchor(config.data_dir)
+    if "output_dir" in config.model_fields_set:
+        update["output_dir"] = anchor(config.output_dir)
+    if config.baseline is not None and config.baseline != "previous":
+        update["baseline"] = str(anchor(Path(config.baseline)))
+    return config.model_copy(update=update)
 
 
 def _describe_validation_error(path: Path, exc: ValidationError) -> str:

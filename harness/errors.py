@@ -5,6 +5,9 @@
     │   ├── ConfigError                    malformed YAML, unknown key, wrong type
     │   ├── ModelNotFoundError             missing directory, file, package or cache entry
     │   ├── TaskError                      unknown suite, broken task YAML or data file
+    │   ├── OutputError                    the output directory cannot be written (a file
+    │   │                                  in the way, read-only, full): stops the run, and
+    │   │                                  says what results.json still holds
     │   └── PinMismatchError               a file differs from its pin (lock file) or from
     │                                      its content address in the Hugging Face cache
     ├── ModelLoadError            exit 1   weights present but transformers could not load them
@@ -40,6 +43,11 @@ class ModelNotFoundError(BadInputError):
 
 class TaskError(BadInputError):
     """A suite is unknown, or its task YAML or data file is broken."""
+
+
+class OutputError(BadInputError):
+    """Results cannot be written where the run puts them. Raised before anything runs when
+    the place is unusable; during a run (the disk filled up) it says what was kept."""
 
 
 class PinMismatchError(BadInputError):

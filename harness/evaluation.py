@@ -72,6 +72,7 @@ def evaluate_suite(
     from lm_eval import simple_evaluate
 
     lm_eval.evaluator.add_env_info = _environment_once
+    lm_eval.evaluator.get_git_commit_hash = _git_hash_quietly
     caching = lm_eval.api.model.CachingLM
     lm_eval.api.model.CachingLM = _resuming_request_cache()  # what simple_evaluate wraps lm in
     try:
@@ -189,6 +190,30 @@ def generation_batches(lm, requests: list) -> list[list[int]]:
         order = sorted(indices, key=lambda i: (-len(lm.tok_encode(contexts[i])), contexts[i]))
         planned += [order[n : n + lm.batch_size] for n in range(0, len(order), lm.batch_size)]
     return planned
+
+
+def _git_hash_quietly() -> str | None:
+    """lm-eval's `get_git_commit_hash` (checked against lm-eval 0.4.13): the commit of the
+    working directory's repository, which lm-eval records in every result, the same value.
+
+    lm-eval runs `git describe` with git's stderr on the console, so outside a repository every
+    suite printed `fatal: not a git repository`; here git's words go to the log (run.log)."""
+    import logging
+    import os
+    import subprocess
+
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always"], capture_output=True, text=True, check=False
+        )
+    except OSError:  # git not installed
+        return get_commit_from_path(os.getcwd())
+    if done.returncode == 0:
+        return done.stdout.strip()
+    logging.getLogger("harness").info("git describe (for lm-eval): %s", done.stderr.strip())
+    return get_commit_from_path(os.getcwd())
 
 
 _ENVIRONMENT: dict[str, Any] = {}

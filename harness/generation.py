@@ -194,13 +194,13 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Answers in request order. Requests with the same generation settings are batched
         longest prompt first, as lm-eval batches them."""
-        from tqdm import tqdm
+        from harness import progress
 
         answers: list[str | None] = [None] * len(requests)
         groups: dict[str, list[int]] = defaultdict(list)
         for index, request in enumerate(requests):
             groups[repr(sorted(request.args[1].items()))].append(index)
-        bar = tqdm(total=len(requests), disable=disable_tqdm, desc="Generating answers")
+        bar = progress.requests("generation", len(requests))  # to harness's display
         for indices in groups.values():
             contexts = {i: requests[i].args[0] for i in indices}
             order = sorted(indices, key=lambda i: (-len(self.tok_encode(contexts[i])), contexts[i]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from typing import Any
 
 from harness.config import ModelSpec, RunConfig
 from harness.digests import hash_files
+from harness.errors import OutputError
+from harness.output import is_disk_error, write_failure
 from harness.phases import PhaseClock
 from harness.record import SCHEMA_VERSION, RunRecord, check_record
 from harness.reports.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
@@ -94,13 +97,23 @@ class Job:
         self.result: RunResult
         self.baseline: RunRecord | None = None
         self.root: Path
+        self.write_error: OSError | None = None
+        """The disk refused a write (`harness.output`): nothing more is written."""
+        self.saved_at: str | None = None
+        self.saved_status: str | None = None
 
     def start(self, root: Path, config_file: Path | None, suites, offline: dict) -> None:
         from harness.environment import hardware, package_versions
 
         started = datetime.now(timezone.utc)
         self.root = root
-        self.run_dir = _new_run_dir(root, self.config.name, started)
+        try:
+            self.run_dir = _new_run_dir(root, self.config.name, started)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot make a run directory under {root / self.config.name}: "
+                f"{exc.strerror or exc}. Nothing was run. Give another --output."
+            ) from None
         self.data.update(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -135,8 +148,19 @@ class Job:
             }
         )
         self.result = RunResult(run_dir=self.run_dir, data=self.data)
-        self.log_handler = _log_to(self.run_dir / "run.log")
-        self.save()
+        try:
+            self.log_handler = _log_to(self.run_dir / "run.log")
+            self.save()
+        except (OSError, OutputError) as exc:
+            # Nothing ran yet: a run directory holding half a start is noise, not a result.
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            cause = self.write_error or exc
+            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else cause
+            raise OutputError(
+                f"cannot write the results of a new run in {self.run_dir}: {reason}. Nothing "
+                "was run, and that run directory was removed. Free some space, or give another "
+                "--output."
+            ) from None
 
     def save(self) -> RunRecord:
         """Rewrite results.json with everything known now, attempts included; its record."""
@@ -144,8 +168,38 @@ class Job:
         self.data["offline"]["files"] = attested_files(self.data)
         self.data["run"]["phases"] = self.phases.to_dict()
         record = check_record(self.data)
-        write_json_atomic(self.run_dir / "results.json", self.data)
+        self._write(self.run_dir / "results.json", write_json_atomic, self.data)
+        self.saved_at = datetime.now(timezone.utc).strftime("%H:%M:%S UTC")
+        self.saved_status = self.data.get("status")
         return record
+
+    def _write(self, path: Path, writer, content) -> None:
+        """Write one result file; a disk that refuses it stops the run (`OutputError`) with
+        what the last results.json holds. The write is atomic, so that one stays whole."""
+        if self.write_error is not None:
+            raise write_failure(self.write_error, path, self.kept())
+        try:
+            writer(path, content)
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            self.write_error = exc
+            raise write_failure(exc, exc.filename or path, self.kept()) from None
+
+    def kept(self) -> str:
+        """What results.json in the run directory holds now, for a message."""
+        if self.saved_at is None:
+            return f"Nothing was saved in {self.run_dir}."
+        scored = [
+            f"{model_id}: {', '.join(done)}"
+            for model_id, model in self.data.get("models", {}).items()
+            if (done := [s for s, r in model.get("suites", {}).items() if r.get("status") == "ok"])
+        ]
+        holds = "; ".join(scored) if scored else "no suite scored yet"
+        return (
+            f"{self.run_dir}/results.json is kept as last written at {self.saved_at} "
+            f"(status '{self.saved_status}'; scored: {holds})."
+        )
 
     def finish(self) -> None:
         """Close the record, whatever the end was, and render report.md from it."""
@@ -154,6 +208,9 @@ class Job:
         from harness.reports.junit import render_junit
         from harness.reports.markdown import render_report
 
+        if self.write_error is not None:  # the disk is full: the last results.json stands
+            self._close_log()
+            return
         run = self.data["run"]
         run["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run["wall_seconds"] = round(time.perf_counter() - self.clock, 3)
@@ -168,14 +225,22 @@ class Job:
         record = self.save()
         from harness.history import record_run
 
-        with self.phases.phase("report"):
-            write_text_atomic(self.run_dir / "report.md", render_report(record))
-            write_text_atomic(self.run_dir / "report.html", render_html(record))
-            write_text_atomic(self.run_dir / "junit.xml", render_junit(record))
-            record_run(self.root, record)
-        self.save()  # with the report phase's time
+        try:
+            with self.phases.phase("report"):
+                self._write(self.run_dir / "report.md", write_text_atomic, render_report(record))
+                self._write(self.run_dir / "report.html", write_text_atomic, render_html(record))
+                self._write(self.run_dir / "junit.xml", write_text_atomic, render_junit(record))
+                self._write(self.root, record_run, record)  # the results index
+            self.save()  # with the report phase's time
+        finally:
+            self._close_log()
+
+    def _close_log(self) -> None:
         logging.getLogger().removeHandler(self.log_handler)
-        self.log_handler.close()
+        try:
+            self.log_handler.close()
+        except OSError:  # its last lines did not fit on a full disk; the error says so
+            pass
 
     def add_chance_levels(self) -> None:
         """The chance level of every multiple-choice task, from its per-sample log (the
@@ -212,7 +277,7 @@ class Job:
 
     def write_samples(self, relative: Path, rows: list[dict]) -> None:
         """Write one task's per-sample log under the run directory."""
-        write_jsonl_atomic(self.run_dir / relative, rows)
+        self._write(self.run_dir / relative, write_jsonl_atomic, rows)
 
     def fail(self, where: str, message: str) -> None:
         self.result.failures.append(f"{where}: {message}")
@@ -222,6 +287,7 @@ class Job:
         self.data["models"][spec.id] = {"status": "skipped", "error": reason, "suites": {}}
         self.fail(spec.id, f"skipped: {reason}")
         self.save()
+        self._model_progress(spec, finished=True)
 
     def run_model(self, spec: ModelSpec, source) -> None:
         """Fingerprint, load and score one model on every suite (`harness.scoring`): in a
@@ -229,12 +295,20 @@ class Job:
         from harness.scoring import ModelScoring
 
         scoring = ModelScoring(self)
+        self._model_progress(spec, finished=False)
         if not self.config.offline.sandbox:
             scoring.run_model(spec, source)
-            return
-        from harness.sandbox.supervise import score_in_sandbox
+        else:
+            from harness.sandbox.supervise import score_in_sandbox
 
-        score_in_sandbox(self, scoring, spec, source, scoring.fingerprint(spec, source))
+            score_in_sandbox(self, scoring, spec, source, scoring.fingerprint(spec, source))
+        self._model_progress(spec, finished=True)
+
+    def _model_progress(self, spec: ModelSpec, *, finished: bool) -> None:
+        from harness import progress
+
+        ids = [m.id for m in self.config.models]
+        progress.report("models", spec.id, ids.index(spec.id) + finished, len(ids))
 
 
 def definition_files(info, config: RunConfig) -> list[dict]:
@@ -295,8 +369,17 @@ def _new_run_dir(root: Path, name: str, started: datetime) -> Path:
     return run_dir
 
 
+class _RunLogHandler(logging.FileHandler):
+    """run.log. A disk that fills up must not print logging's own traceback on the console
+    for every line: the handler stops writing instead (the failure is reported once, by
+    the next result file that cannot be written)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        logging.getLogger().removeHandler(self)
+
+
 def _log_to(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _RunLogHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)

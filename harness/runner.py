@@ -20,6 +20,7 @@ from harness.config import ModelSpec, RunConfig
 from harness.errors import BadInputError, ConfigError, ModelNotFoundError
 from harness.job import GuardEvidence, Job, RunResult
 from harness.offline.policy import go_offline
+from harness.output import check_output_root, is_disk_error, write_failure
 from harness.record import RunRecord
 
 __all__ = ["RunResult", "run", "select", "substitute_paths"]
@@ -193,6 +194,10 @@ def _run(config, evidence, offline, config_file, output_dir, say, show_progress,
     from harness.suites.sources import redirect_to_local_copies
 
     root = output_dir or config.output_dir
+    check_output_root(root, config.name)
+    # lm-eval's request cache (sqlitedict) logs a failed write of its writer thread at ERROR
+    # with a page of stack, then raises the error where harness records it: keep the page off.
+    logging.getLogger("sqlitedict").setLevel(logging.CRITICAL)
     baseline = _baseline(config, root, say)
     say("checking suites and models")
     catalog = SuiteCatalog(config.task_paths, config.data_dir)
@@ -202,10 +207,11 @@ def _run(config, evidence, offline, config_file, output_dir, say, show_progress,
         say(f"skipped: {reason}")
     present = config.model_copy(update={"models": [m for m in config.models if m.id in sources]})
     check_engines(present.models, sources, config_file)
+    hardware = _check_devices(present, say)
     from harness.pins import verify_inputs
 
     pinned = verify_inputs(config, suites, sources, lock_file, say, show_progress)
-    plans = _preflight(present, sources, say, enforce=preflight)
+    plans = _preflight(present, sources, hardware, say, enforce=preflight, suites=suites)
 
     job = Job(config, evidence, catalog.manager_for(config.suites), say, show_progress)
     job.baseline = baseline
@@ -224,6 +230,11 @@ def _run(config, evidence, offline, config_file, output_dir, say, show_progress,
     except KeyboardInterrupt:
         job.data["status"] = "interrupted"
         raise
+    except OSError as exc:  # a write outside Job's own (the result cache): the disk is full
+        if not is_disk_error(exc):
+            raise
+        job.write_error = job.write_error or exc
+        raise write_failure(exc, exc.filename, job.kept()) from None
     finally:
         job.finish()
     return job.result
@@ -262,14 +273,30 @@ def _resolve_all(config: RunConfig) -> tuple[dict, dict[str, str]]:
     return sources, absent
 
 
-def _preflight(config: RunConfig, sources: dict, say, *, enforce: bool) -> dict:
-    """Plan every model's memory from its config; refuse the run if one cannot fit."""
+def _check_devices(config: RunConfig, say):
+    """This machine's hardware, once each model's device is known to exist on it (a
+    `BadInputError` otherwise, before a run directory is made); warnings are said."""
+    from importlib.metadata import version  # torch's, without importing torch (start-up)
+
     from harness.capacity.hardware import detect_hardware
+    from harness.models.devices import check_devices
+
+    hardware = detect_hardware()
+    for warning in check_devices(config.models, len(hardware.gpus), version("torch")):
+        log.warning(warning)
+        say(f"warning: {warning}")
+    return hardware
+
+
+def _preflight(
+    config: RunConfig, sources: dict, hardware, say, *, enforce: bool, suites=None
+) -> dict:
+    """Plan every model's memory from its config (and the length of its requests from the
+    suites' data); refuse the run if one cannot fit."""
     from harness.capacity.preflight import check_fits, plan_models
 
     say("preflight: memory needed per model")
-    hardware = detect_hardware()
-    plans = plan_models(config, hardware, sources=sources)
+    plans = plan_models(config, hardware, sources=sources, suites=suites)
     if enforce:
         check_fits(plans)
     for plan in plans:

@@ -16,6 +16,7 @@ from typing import Any
 from harness.config import ModelSpec
 from harness.errors import HarnessError
 from harness.identity import describe_files, identity_digest, source_files
+from harness.suites.context_fit import overlong_items
 
 log = logging.getLogger("harness")
 
@@ -42,7 +43,11 @@ class ModelScoring:
     def run_model(self, spec: ModelSpec, source) -> None:
         """Fingerprint, load and score one model on every suite in this process (the weaker,
         unsandboxed mode; the sandboxed run splits these between supervisor and worker)."""
-        self.score(spec, source, self.fingerprint(spec, source))
+        from harness.models.gguf_cache import convert_here
+
+        entry = self.fingerprint(spec, source)
+        self.prepare_gguf(spec, source, entry, convert_here(source))
+        self.score(spec, source, entry)
 
     def fingerprint(self, spec: ModelSpec, source) -> dict:
         """The model's entry in the results: where it is, and the sha256 of its weights."""
@@ -133,7 +138,11 @@ class ModelScoring:
             return
         self.save()
         try:
-            for suite in self.config.suites:
+            from harness import progress
+
+            count = len(self.config.suites)
+            for index, suite in enumerate(self.config.suites):
+                progress.report("suites", suite, index, count)
                 if suite in cached:
                     self.say(f"{spec.id}: {suite} from the cache")
                     entry["suites"][suite] = self.reuse_suite(spec, suite, cached[suite])
@@ -141,6 +150,7 @@ class ModelScoring:
                     self.say(f"{spec.id}: scoring {suite}")
                     entry["suites"][suite] = self.run_suite(lm, suite, spec, cache)
                 self.save()
+                progress.report("suites", suite, index + 1, count)
             entry["tokenizer"] = self.tokenizer_fitness(tokenizer, entry.get("context_window"))
             entry["chat_template_sha256"] = chat_template_digest(tokenizer)
             entry["throughput"] = throughput(entry, self.peaks, lm)
@@ -159,29 +169,43 @@ class ModelScoring:
 
     def worker_cache_dirs(self, spec: ModelSpec, source, entry: dict) -> list[Path]:
         """The directories a sandboxed worker may write besides its scratch: this model
-        identity's result cache and its GGUF conversion, nothing shared with other models."""
+        identity's result cache, nothing shared with other models (the GGUF cache entry it
+        reads is bound read-only: `prepare_gguf`)."""
         from harness.models.load import planned_placement
 
         device, dtype = planned_placement(spec)
-        dirs = []
         cache = self.open_cache(spec, dict(entry), device, dtype)
-        if cache is not None:
-            dirs.append(cache.directory)
-        converted = self.converted_gguf(source, entry, dtype)
-        if converted is not None:
-            converted.holder.mkdir(parents=True, exist_ok=True)  # a bind needs it to exist
-            dirs.append(converted.holder)
-        return dirs
+        return [] if cache is None else [cache.directory]
 
     def converted_gguf(self, source, entry: dict, dtype: str):
-        """Where a GGUF model's dequantized weights are kept: beside the results, whether or not
-        the result cache is on (the copy is checked against its sha256 on every load)."""
-        from harness.models.gguf_cache import ConvertedGGUF
+        """The machine-wide cache entry of a GGUF model's dequantized weights, or None (not a
+        GGUF file, or one whose conversion runs shipped code: `gguf_cache.not_cacheable`)."""
+        from harness.models.gguf_cache import ConvertedGGUF, not_cacheable
 
-        if not source.gguf_file:
+        if not source.gguf_file or not_cacheable(source):
             return None
         [gguf] = entry["identity"]["weight_files"]
-        return ConvertedGGUF(self.root / ".cache" / "gguf", gguf["sha256"], dtype)
+        return ConvertedGGUF(gguf["sha256"], dtype)
+
+    def prepare_gguf(self, spec: ModelSpec, source, entry: dict, convert):
+        """Before a GGUF model loads: verify its converted copy in the machine-wide cache, or
+        make it with `convert(destination, dtype)` (the supervisor's sandboxed converter, or
+        `gguf_cache.convert_here`). Nothing is done when the result cache has every suite
+        (the model will not load). Returns the entry, or None to load the GGUF file itself."""
+        from harness.models.load import planned_placement
+
+        device, dtype = planned_placement(spec)
+        converted = self.converted_gguf(source, entry, dtype)
+        if converted is None:
+            return None
+        cache = self.open_cache(spec, dict(entry), device, dtype)
+        if len(self.cached_suites(cache)) == len(self.config.suites):
+            return None
+        if not converted.ready():
+            self.say(f"{spec.id}: converting the GGUF file once, into {converted.root}")
+        with self.phases.phase("model_load", self.peaks):
+            kept = converted.ensure(lambda destination: convert(destination, dtype))
+        return converted if kept is not None else None
 
     def open_cache(self, spec: ModelSpec, entry: dict, device: str, dtype: str):
         """This model identity's cache, or None with the cache off."""
@@ -274,6 +298,8 @@ class ModelScoring:
                 relative = Path("samples") / spec.id / f"{task}.jsonl"
                 made = getattr(lm, "generations_for", None)
                 rows = sample_records(task, samples, types.get(task, ""), made)
+                for warning in overlong_items(task, samples, lm, types.get(task, "")):
+                    self.say(f"warning: {spec.id}: {warning}")
                 self.write_samples(relative, rows)
                 self.scored_items += [(languages.get(task, "und"), row) for row in rows]
                 tasks.setdefault(task, {})["samples_file"] = str(relative)
@@ -392,28 +418,14 @@ def _rate(amount: float, seconds: float) -> float | None:
 
 @contextmanager
 def _byte_progress(label: str, total: int, show: bool) -> Iterator[Callable[[int], None] | None]:
+    """Bytes hashed, as `harness.progress` events (the display draws them, not this)."""
     if not show:
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from harness import progress
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+    with progress.Counter("bytes", label, total) as counter:
+        yield counter.update
 
 
 def _free_accelerator_memory() -> None:

@@ -294,6 +294,11 @@ class SharedPrefixLoglikelihood:
         finally:
             self._answered = None
 
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list:
+        # lm-eval's own switch for its "Tokenizing inputs" bar (the evaluator never passes it):
+        # harness's display shows the requests instead (`harness.progress`).
+        return super().loglikelihood(requests, disable_tqdm=True)  # type: ignore[misc]
+
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         started = time.perf_counter()
         answered, self._answered = self._answered, None  # for this list alone
@@ -328,10 +333,10 @@ class SharedPrefixLoglikelihood:
             self.prefix_sharing = self._check(scorer, requests, groups)
         if not self.prefix_sharing["used"]:
             return self._lm_eval_scores(requests, disable_tqdm, override_bs, answered, computed)
-        from tqdm import tqdm
+        from harness import progress
 
         known = None if answered is None else [a is not None for a in answered]
-        bar = tqdm(total=len(requests), disable=disable_tqdm, desc="Running loglikelihood requests")
+        bar = progress.requests("loglikelihood", len(requests))  # to harness's display
         computed[0] = 0
 
         def scored(index: int, answer: tuple[float, bool]) -> None:
@@ -347,9 +352,18 @@ class SharedPrefixLoglikelihood:
     def _lm_eval_scores(self, requests, disable_tqdm: bool, override_bs, answered, computed):
         """lm-eval's own scoring; with answers known, only of the requests in lm-eval's batches
         that hold one not answered (so lm-eval batches them as in an uninterrupted run)."""
-        own = super()._loglikelihood_tokens  # type: ignore[misc]
+        from harness import progress
+
+        def own(subset, override_bs):  # lm-eval's bar off: harness's display counts them
+            with progress.requests("loglikelihood", len(subset)) as bar:
+                done = super(SharedPrefixLoglikelihood, self)._loglikelihood_tokens(  # type: ignore[misc]
+                    subset, disable_tqdm=True, override_bs=override_bs
+                )
+                bar.update(len(subset))
+            return done
+
         if answered is None:
-            return own(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            return own(requests, override_bs=override_bs)
         if isinstance(self.batch_size, int):
             by_context = self.backend == "causal" and bool(getattr(self, "logits_cache", True))
             planned = lm_eval_batches(requests, self.batch_size, by_context)
@@ -362,7 +376,7 @@ class SharedPrefixLoglikelihood:
         answers: list = [None] * len(requests)
         if todo:
             subset = [requests[i] for i in todo]
-            done = own(subset, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            done = own(subset, override_bs=override_bs)
             for i, answer in zip(todo, done, strict=True):
                 answers[i] = answer
         return answers

@@ -18,6 +18,7 @@ from harness.sandbox.messages import (
     Entry,
     Failure,
     Phases,
+    Progress,
     Samples,
     Say,
     Witness,
@@ -39,7 +40,7 @@ class WorkerJob:
         self.model_id = task.model_id
         self.catalog = SuiteCatalog(self.config.task_paths, self.config.data_dir)
         self.task_manager = self.catalog.manager_for(self.config.suites)
-        self.show_progress = task.show_progress
+        self.show_progress = True  # progress events go to the supervisor (`main`)
         self.data = {
             "models": {task.model_id: task.entry},
             "suites": task.suites,
@@ -66,6 +67,7 @@ def main(argv: list[str]) -> int:
     channel = Channel(int(fd))
     task = WorkerTask.model_validate_json(Path(task_file).read_text(encoding="utf-8"))
     _log_to_stderr()
+    _progress_to(channel)
     _witness(channel, allow_loopback=task.config.get("offline", {}).get("allow_loopback", True))
 
     from harness.models.resolve import ModelSource
@@ -105,6 +107,19 @@ def _log_to_stderr() -> None:
     root.setLevel(logging.INFO)
     for name in ("lm-eval", "lm_eval", "datasets", "transformers", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.INFO)
+
+
+def _progress_to(channel: Channel) -> None:
+    """Progress to the supervisor's display, as messages; the libraries' own bars off (their
+    output would only reach run.log, one line per redraw)."""
+    from harness import progress
+
+    progress.quiet_third_party_bars()
+    progress.set_sink(
+        lambda stage, label, done, total: channel.send(
+            Progress(stage=stage, label=label[:200], done=done, total=total)
+        )
+    )
 
 
 def _witness(channel: Channel, *, allow_loopback: bool) -> None:

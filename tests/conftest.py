@@ -93,6 +93,14 @@ def train_tiny_qwen2(directory: Path, texts: list[str], steps: int, vocab_size: 
     return model, tokenizer
 
 
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache(tmp_path_factory) -> Path:
+    """harness's machine-wide cache (converted GGUF copies) for this session, not the user's;
+    a HARNESS_CACHE already set (a CI keeping conversions between sessions) is kept."""
+    os.environ.setdefault("HARNESS_CACHE", str(tmp_path_factory.mktemp("harness-cache")))
+    return Path(os.environ["HARNESS_CACHE"])
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_qwen2(tmp_path_factory.mktemp("models") / "tiny-qwen2")
@@ -128,8 +136,11 @@ def write_config(directory: Path, data: dict, name: str = "run.yaml") -> Path:
 
 def run_harness(*args: str, cwd: Path | None = None, env: dict | None = None, timeout=900):
     """Run `python -m harness ARGS` in a fresh process; return the CompletedProcess."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ}
     full_env.pop("PYTEST_CURRENT_TEST", None)
+    for name in ("COLUMNS", "LINES"):  # pytest-xdist's workers set them; a test gives its own
+        full_env.pop(name, None)
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "harness", *args],
         cwd=cwd or REPO,
@@ -219,3 +230,26 @@ def canary():
     listener = Canary()
     yield listener
     listener.close()
+
+
+MODEL_FIXTURES = {"tiny_model_dir", "tiny_chat_model_dir"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that loads a model is slow (`make check` leaves it out, `make test` runs it):
+    marked here by the fixtures it uses, so that no such test can be forgotten; other slow
+    tests carry `@pytest.mark.slow` themselves."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what tests recorded as `print_in_summary` (the selftest's portability matrix), at
+    the end of the session: with pytest-xdist a worker's own output never reaches the log."""
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "print_in_summary" and report.when == "call":
+                    terminalreporter.section(f"{report.nodeid} ({outcome})")
+                    terminalreporter.write(str(value))

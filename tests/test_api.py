@@ -26,14 +26,16 @@ SCRIPT = textwrap.dedent(
     compared = harness.compare(first.run_dir, str(second.run_dir))
     pinned = harness.lock(config, output=str(Path(out) / "pins.json"))
     planned = harness.plan(config)
+    validated = harness.validate(Path(config))
     print(json.dumps({
-        "reprs": [repr(x) for x in (first, checked, compared, pinned, planned)],
-        "types": [type(x).__name__ for x in (first, checked, compared, pinned, planned)],
+        "reprs": [repr(x) for x in (first, checked, compared, pinned, planned, validated)],
+        "types": [type(x).__name__ for x in (first, checked, compared, pinned, planned, validated)],
         "exit_codes": [first.exit_code, second.exit_code],
         "attest_ok": checked.ok, "files": len(checked.files),
         "verdicts": sorted({r.verdict for r in compared.rows}), "rows": len(compared.rows),
         "lock_path": str(pinned.path), "lock_models": sorted(pinned.lock.models),
         "plan_models": [p.model for p in planned.models], "plan_fits": planned.fits,
+        "valid": validated.ok,
     }))
     """
 )
@@ -59,7 +61,14 @@ def test_api_functions_take_str_or_path_and_return_short_typed_records(tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert found["types"] == ["RunResult", "Attestation", "Comparison", "LockResult", "CapacityPlan"]
+    assert found["types"] == [
+        "RunResult",
+        "Attestation",
+        "Comparison",
+        "LockResult",
+        "CapacityPlan",
+        "ValidationReport",
+    ]
     for text in found["reprs"]:  # one line, short, whatever the paths are
         assert len(text.replace(str(tmp_path), "T")) < 160 and "\n" not in text, text
     assert found["exit_codes"] == [0, 0]
@@ -69,3 +78,4 @@ def test_api_functions_take_str_or_path_and_return_short_typed_records(tmp_path,
     assert found["lock_models"] == ["tiny"]
     assert json.loads((tmp_path / "out" / "pins.json").read_text())["models"]["tiny"]["files"]
     assert found["plan_models"] == ["tiny"] and found["plan_fits"] is True
+    assert found["valid"] is True

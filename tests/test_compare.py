@@ -92,6 +92,7 @@ def compare(a, b, tmp_path, *extra):
     return proc, json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_the_trained_model_knows_its_answers(runs):
     results = json.loads((runs["first"] / "results.json").read_text())
     assert (
@@ -99,6 +100,7 @@ def test_the_trained_model_knows_its_answers(runs):
     )
 
 
+@pytest.mark.slow
 def test_two_runs_of_the_same_model_are_the_same(runs, tmp_path):
     again = json.loads((runs["again"] / "results.json").read_text())
     assert "cache" not in again["models"]["tiny"]  # scored afresh, the cache off
@@ -108,6 +110,7 @@ def test_two_runs_of_the_same_model_are_the_same(runs, tmp_path):
     assert row["paired_items"] == 40 and row["max_loglik_change"] == 0.0
 
 
+@pytest.mark.slow
 def test_perturbed_weights_are_found_worse(runs, tmp_path):
     proc, [row] = compare(runs["first"], runs["noisy"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -120,6 +123,7 @@ def test_perturbed_weights_are_found_worse(runs, tmp_path):
     assert back["verdict"] == "better"
 
 
+@pytest.mark.slow
 def test_a_new_model_is_compared_by_naming_the_pair(runs, tmp_path):
     proc = run_harness("compare", str(runs["first"]), str(runs["noisy"]), "--model-a", "nope")
     assert proc.returncode == 2 and "model 'nope' is not in" in proc.stderr

@@ -90,6 +90,7 @@ def run_think_task(tmp_path, tasks, model_dir, **generation):
     return task, sorted(samples, key=lambda s: s["doc_id"]), report
 
 
+@pytest.mark.slow
 def test_answers_after_thinking_are_scored(tmp_path, think_task, reasoner):
     task, samples, report = run_think_task(tmp_path, think_task, reasoner)
     assert [s["answer"] for s in samples] == ["Paris", "5", " Rome", "Japan"]
@@ -100,6 +101,7 @@ def test_answers_after_thinking_are_scored(tmp_path, think_task, reasoner):
     assert "| reasoner | think_gen | 4 | 3 | 0 |" in report
 
 
+@pytest.mark.slow
 def test_stock_lm_eval_stops_inside_the_thinking(think_task, reasoner):
     """Why harness generates itself: lm-eval's HF model applies "\\n" inside the thinking."""
     from lm_eval import simple_evaluate
@@ -123,6 +125,7 @@ def test_stock_lm_eval_stops_inside_the_thinking(think_task, reasoner):
     assert out["results"]["think_gen"]["exact_match,none"] == 0.25
 
 
+@pytest.mark.slow
 def test_answers_cut_by_the_token_limit_are_counted(tmp_path, think_task, reasoner):
     limits = {"max_new_tokens": 6, "think_budget": 0}
     task, samples, report = run_think_task(tmp_path, think_task, reasoner, **limits)
@@ -132,6 +135,7 @@ def test_answers_cut_by_the_token_limit_are_counted(tmp_path, think_task, reason
     assert "| reasoner | think_gen | 4 | 3 | **3** |" in report
 
 
+@pytest.mark.slow
 def test_thinking_has_its_own_budget(tmp_path, think_task, reasoner):
     """Six tokens for the answer, and as many again to think first: enough for these four."""
     limits = {"max_new_tokens": 6, "think_budget": 30}
@@ -140,6 +144,7 @@ def test_thinking_has_its_own_budget(tmp_path, think_task, reasoner):
     assert task["generation"]["hit_token_limit"] == 0
 
 
+@pytest.mark.slow
 def test_the_answer_limit_holds_after_thinking(tmp_path, think_task, reasoner):
     """One token of answer: a thinking model's answer is cut after its thinking, not before."""
     limits = {"max_new_tokens": 1, "think_budget": 30}
@@ -148,6 +153,7 @@ def test_the_answer_limit_holds_after_thinking(tmp_path, think_task, reasoner):
     assert all("</think>" in s["raw_output"][0] for s in samples if s["thought"])
 
 
+@pytest.mark.slow
 def test_thinking_can_be_turned_off(tmp_path, think_task, reasoner):
     task, samples, _ = run_think_task(tmp_path, think_task, reasoner, think_start="", think_end="")
     assert [s["answer"] for s in samples] == [" <think>", " <think>", " Rome", "Tokyo"]

@@ -55,9 +55,12 @@ def test_second_run_is_judged_against_the_first(tmp_path, tiny_model_dir):
 
     history = run_harness("history", str(config), "--output", str(out))
     assert history.returncode == 0, history.stderr
-    row = next(line for line in history.stdout.splitlines() if "no regression" in line)
-    assert row.count(f"{check['value']:.3f}") >= 2
-    assert "exit code" in history.stdout and "PARTIAL" in history.stdout
+    assert "gate 1: no regression" in history.stdout
+    assert history.stdout.count(f"{check['value']:.3f}") >= 2
+    assert "exit" in history.stdout and "PARTIAL" in history.stdout
+    trends = json.loads(run_harness("history", str(config), "--output", str(out), "--json").stdout)
+    [trend] = trends["trends"]
+    assert trend["gate"] == "no regression" and len(trend["values"]) == len(trends["runs"]) == 3
 
 
 def test_previous_run_skips_unfinished_runs(tmp_path):

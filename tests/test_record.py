@@ -14,7 +14,7 @@ from .conftest import run_harness
 
 
 def test_schema_command_prints_the_record_schema():
-    proc = run_harness("schema")
+    proc = run_harness("schema", "--results")
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
     assert printed == json.loads(json.dumps(schema()))

@@ -114,6 +114,7 @@ def metrics_and_samples(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     return json.dumps(tasks, sort_keys=True), samples
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_identical_results(tmp_path, slow_model):
     config = config_for(tmp_path, slow_model)
     reference = tmp_path / "uninterrupted"

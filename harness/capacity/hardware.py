@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict, dataclass, field
 
 
@@ -37,7 +39,15 @@ def detect_hardware() -> Hardware:
     return Hardware(memory.total, memory.available, _gpus())
 
 
+_GPU_DRIVERS = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
+"""On Linux, CUDA (NVIDIA) and ROCm (AMD) devices need one of these driver files."""
+
+
 def _gpus() -> list[GPU]:
+    # Importing torch costs a second or more of start-up; on a Linux machine with no GPU
+    # driver torch would find no device anyway.
+    if sys.platform == "linux" and not any(os.path.exists(p) for p in _GPU_DRIVERS):
+        return []
     import torch
 
     if not torch.cuda.is_available():

@@ -1,9 +1,13 @@
 """Preflight: will each model of a run fit this machine, decided from its config before loading.
 
-Needed memory = weights (parameters x bytes of the dtype it will be loaded in) + KV cache (batch
-x context tokens) + scoring logits (batch x context x vocabulary, twice: logits and their
-log-softmax) + a fixed runtime reserve (torch, CUDA context, Python, lm-eval). It is compared with
-what the target device has free now: available RAM for `cpu`, free memory of the GPU for `cuda`.
+Needed memory = weights (parameters x bytes of the dtype it will be loaded in) + what scoring
+holds at its peak for batch x context tokens, modelled on the code that will run
+(`harness.capacity.memory.scoring_memory`: harness's own loglikelihood scorer keeps two KV
+caches and logits only for continuation tokens; lm-eval's HFLM, used for caches harness cannot
+reuse, full-vocabulary logits of every position) + one layer's activations + a runtime reserve
+(Python, torch, lm-eval and the suites' data on a CPU; the CUDA context on a GPU). It is compared
+with what the target device has free now: available RAM for `cpu`, free memory of the GPU for
+`cuda`. bench/preflight.py measures the estimate against a real run's peak.
 
 A model whose weights and reserve alone exceed that cannot load: it is refused. One whose
 weights fit but whose full estimate does not is "tight": the KV cache and logits depend on the
@@ -27,8 +31,7 @@ from harness.capacity.memory import (
     DTYPES,
     GIB,
     QUANTIZATIONS,
-    kv_cache,
-    logits_bytes,
+    scoring_memory,
     weight_bytes,
 )
 from harness.capacity.params import ParameterCount, count_parameters
@@ -38,7 +41,11 @@ from harness.errors import BadInputError, ModelNotFoundError
 DEFAULT_CONTEXT = 2048
 """Tokens per sequence planned for when the config sets no `generation.max_length`."""
 RESERVE_BYTES = 1 * GIB
-"""Runtime overhead outside weights and caches, per device."""
+"""Runtime overhead outside weights and caches, per GPU (CUDA context, allocator slack)."""
+CPU_RESERVE_BYTES = 600 * 1024**2
+"""On a CPU, the scoring process's own resident memory besides the model: the interpreter,
+torch, transformers, lm-eval, the suites' data and samples (about 0.35 GiB after the imports,
+0.57 GiB at the peak of a tiny model's run: bench/preflight.py)."""
 REFERENCE_GPU_BYTES = 80 * GIB
 """GPU size used for "would need N GPUs" on a machine without one (an 80 GB H100 or A100)."""
 
@@ -63,6 +70,11 @@ class ModelPlan:
     weights_bytes: int = 0
     kv_cache_bytes: int = 0
     logits_bytes: int = 0
+    activations_bytes: int = 0
+    """One decoder layer's working set over the batch (`memory.activation_bytes`)."""
+    scorer: str = ""
+    """Whose scoring code the plan models: `harness` (shared contexts, logits of continuation
+    tokens only) or `lm-eval` (full-vocabulary logits); empty for vLLM."""
     reserve_bytes: int = RESERVE_BYTES
     available_bytes: int = 0
     gpus_needed: int | None = None
@@ -87,7 +99,13 @@ class ModelPlan:
 
     @property
     def need_bytes(self) -> int:
-        return self.weights_bytes + self.kv_cache_bytes + self.logits_bytes + self.reserve_bytes
+        return (
+            self.weights_bytes
+            + self.kv_cache_bytes
+            + self.logits_bytes
+            + self.activations_bytes
+            + self.reserve_bytes
+        )
 
     @property
     def fits(self) -> bool | None:
@@ -122,8 +140,9 @@ class ModelPlan:
             )
         else:
             cache = (
-                f"KV cache {_gib(self.kv_cache_bytes)} and logits {_gib(self.logits_bytes)} for "
-                f"batch {self.batch} x {self.context} tokens"
+                f"KV cache {_gib(self.kv_cache_bytes)}, logits {_gib(self.logits_bytes)} and "
+                f"activations {_gib(self.activations_bytes)} for batch {self.batch} x "
+                f"{self.context} tokens ({self.scorer or 'lm-eval'}'s scoring)"
             )
         parts = (
             f"weights {_gib(self.weights_bytes)} at {self.weights_format or self.dtype}, "
@@ -168,8 +187,13 @@ def plan_models(
     *,
     sources: dict | None = None,
     context: int | None = None,
+    suites: list | None = None,
 ) -> list[ModelPlan]:
     """Decide, per model of `config`, whether it fits this machine (nothing is loaded).
+
+    With the run's `suites` (`SuiteInfo`s of local JSONL data), each model is planned for the
+    longest request they can make (`harness.capacity.inputs`) when that is shorter than its
+    window; without them, or with hub data, for its whole window.
 
     `sources` maps model ids to already resolved `ModelSource`s; a model that is not on this
     machine is planned from harness's bundled reference config for its repo id when there is
@@ -177,7 +201,15 @@ def plan_models(
     """
     hardware = hardware or detect_hardware()
     sources = sources or {}
-    return [_plan_one(spec, hardware, sources.get(spec.id), context) for spec in config.models]
+    plans = []
+    for spec in config.models:
+        longest = None
+        if suites and context is None:
+            from harness.capacity.inputs import request_tokens
+
+            longest = request_tokens(suites, config.num_fewshot, spec.generation.max_new_tokens)
+        plans.append(_plan_one(spec, hardware, sources.get(spec.id), context, longest))
+    return plans
 
 
 def check_fits(plans: list[ModelPlan]) -> None:
@@ -208,18 +240,19 @@ def weights_by_format(parameters: int) -> dict[str, int]:
 
 
 def architecture_config(spec: ModelSpec, source) -> dict:
-    """The model's config as a dict: its config.json, or the header of its GGUF file."""
+    """The model's config as a dict: its config.json, or the header of its GGUF file (read by
+    `gguf_header`; transformers' reader, which parses the whole vocabulary, only for the
+    architectures it special-cases)."""
     if source.gguf_file:
-        from transformers import AutoConfig
+        from harness.capacity.gguf_header import gguf_config
 
-        config = AutoConfig.from_pretrained(
-            source.directory, gguf_file=source.gguf_file, local_files_only=True
-        )
-        return config.to_dict()
+        return gguf_config(source.directory, source.gguf_file)
     return json.loads((source.directory / "config.json").read_text(encoding="utf-8"))
 
 
-def _plan_one(spec: ModelSpec, hardware: Hardware, source, context: int | None) -> ModelPlan:
+def _plan_one(
+    spec: ModelSpec, hardware: Hardware, source, context: int | None, longest: int | None = None
+) -> ModelPlan:
     from harness.families.aliases import is_known, unknown_architecture
     from harness.models.load import auto_dtype
 
@@ -232,7 +265,9 @@ def _plan_one(spec: ModelSpec, hardware: Hardware, source, context: int | None) 
     except Exception as exc:  # unreadable config or GGUF header: the plan says why, run will too
         return ModelPlan(**unknown, config_source="none", model_type=None, note=str(exc))
     model_type = config.get("model_type")
-    if not is_known(model_type):
+    # A GGUF file's model_type comes from transformers' own GGUF table: known by construction
+    # (and asking transformers would import torch, a second of start-up).
+    if not spec.gguf_file and not is_known(model_type):
         error = unknown_architecture(model_type, f"model '{spec.id}'")
         return ModelPlan(**unknown, config_source=origin, model_type=model_type, note=str(error))
     try:
@@ -247,10 +282,10 @@ def _plan_one(spec: ModelSpec, hardware: Hardware, source, context: int | None) 
         return plan_spread(spec, hardware, config, known, context)
     dtype = spec.dtype if spec.dtype != "auto" else auto_dtype(target, gpu.bf16 if gpu else False)
     context = context or spec.generation.max_length or DEFAULT_CONTEXT
-    context = min(context, config.get("max_position_embeddings") or context)
+    context = min(context, config.get("max_position_embeddings") or context, longest or context)
     weights = weight_bytes(parameters.total, DTYPES[dtype])
-    kv = kv_cache(config).bytes(spec.batch_size, context, dtype)
-    logits = logits_bytes(config, spec.batch_size, context, dtype)
+    scoring = scoring_memory(config, spec.batch_size, context, dtype)
+    working = scoring.kv_cache + scoring.logits + scoring.activations
     available = hardware.cpu_available_bytes if gpu is None else gpu.free_bytes
     per_gpu = (gpu.total_bytes if gpu else REFERENCE_GPU_BYTES) - RESERVE_BYTES
     return ModelPlan(
@@ -261,10 +296,13 @@ def _plan_one(spec: ModelSpec, hardware: Hardware, source, context: int | None) 
         dtype=dtype,
         context=context,
         weights_bytes=weights,
-        kv_cache_bytes=kv,
-        logits_bytes=logits,
+        kv_cache_bytes=scoring.kv_cache,
+        logits_bytes=scoring.logits,
+        activations_bytes=scoring.activations,
+        scorer=scoring.scorer,
+        reserve_bytes=CPU_RESERVE_BYTES if gpu is None else RESERVE_BYTES,
         available_bytes=available,
-        gpus_needed=math.ceil((weights + kv + logits) / per_gpu),
+        gpus_needed=math.ceil((weights + working) / per_gpu),
         note=_notes(spec, gpu, config),
     )
 

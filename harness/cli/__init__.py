@@ -6,7 +6,7 @@ Exit codes: 0 everything ran; 1 a model or suite failed to run; 2 bad input (not
 offline variables are set, so `harness --help` is instant.
 """
 
-from harness.cli import decisions, pins, run, suites  # noqa: F401  (they register the commands)
+from harness.cli import cache, decisions, pins, run, suites  # noqa: F401  (they register commands)
 from harness.cli._common import main
 
 __all__ = ["main"]

@@ -6,12 +6,18 @@ import sys
 from pathlib import Path
 
 import click
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from harness.cli._common import (
+    config_file_argument,
     console,
+    error,
     guarded,
     main,
+    plain_row,
+    print_json,
     wide_console,
 )
 
@@ -40,23 +46,23 @@ def compare_command(run_a, run_b, model_a, model_b, alpha, json_file, fail_on_wo
                       "changed", "test", "p", "verdict")  # fmt: skip
         colour = {"worse": "red", "better": "green", "same": "dim"}
         for r in rows:
-            style = colour.get(r.verdict)
-            table.add_row(
+            plain_row(
+                table,
                 r.model_a if r.model_a == r.model_b else f"{r.model_a} → {r.model_b}",
                 r.suite, r.task, r.metric, _fmt(r.a, r.a_stderr), _fmt(r.b, r.b_stderr),
                 "—" if r.delta is None else f"{r.delta:+.3f}", str(r.paired_items),
                 str(r.changed_answers), r.test,
                 "—" if r.p_value is None else f"{r.p_value:.3g}",
-                f"[{style}]{r.verdict}[/{style}]" if style else r.verdict,
+                Text(r.verdict, style=colour.get(r.verdict, "")),
             )  # fmt: skip
         wide_console().print(table)
         for r in rows:
             if r.note:
-                console.print(f"[yellow]{r.model_b} {r.task}:[/yellow] {r.note}")
+                console.print(Text.assemble((f"{r.model_b} {r.task}:", "yellow"), f" {r.note}"))
         if json_file:
             json_file.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
         if not rows:
-            console.print("[yellow]no task scored in both runs[/yellow]")
+            console.print(Text("no task scored in both runs", style="yellow"))
         worse = [r for r in rows if r.verdict == "worse"]
         return 4 if worse and fail_on_worse else 0
 
@@ -70,7 +76,7 @@ def _fmt(value, stderr) -> str:
 
 
 @main.command("history")
-@click.argument("config_file", type=click.Path(path_type=Path))
+@config_file_argument
 @click.option(
     "--output",
     "output_dir",
@@ -79,7 +85,10 @@ def _fmt(value, stderr) -> str:
 )
 @click.option("--last", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many of the latest runs to show.")  # fmt: skip
-def history_command(config_file: Path, output_dir, last) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the runs and trends as JSON on stdout."
+)
+def history_command(config_file: Path, output_dir, last, as_json) -> None:
     """The trend of each gate's metric over the config's runs (from results/index.json)."""
     from harness.config import load_config
 
@@ -89,24 +98,61 @@ def history_command(config_file: Path, output_dir, last) -> None:
         config = load_config(config_file)
         root = output_dir or config.output_dir
         runs, rows = gate_trends(root, config.name, last)
-        if not runs:
-            console.print(f"no runs of '{config.name}' recorded under {root}/index.json")
+        if as_json:
+            print_json(_history_json(config.name, root, runs, rows))
             return 0
-        # A partial run's numbers are over fewer items: its column says so.
-        heads = [r["started"][:16] + (" PARTIAL" if r.get("partial") else "") for r in runs]
-        table = Table("gate", "model", "task", "metric", *heads)
-        for (gate, model, task, metric), cells in rows:
-            table.add_row(gate, model, task, metric, *(_trend_cell(c) for c in cells))
-        table.add_row("exit code", "", "", "", *(str(r["exit_code"]) for r in runs))
-        wide_console().print(table)
+        if not runs:
+            console.print(Text(f"no runs of '{config.name}' recorded under {root}/index.json"))
+            return 0
+        out = wide_console()
+        out.print(_history_table(runs, rows))
+        for number, ((gate, model, task, metric), _) in enumerate(rows, 1):
+            out.print(Text(f"gate {number}: {gate}: {model} {task} {metric}"), soft_wrap=False)
         return 0
 
     sys.exit(guarded(work))
 
 
-def _trend_cell(cell) -> str:
+def _history_table(runs: list[dict], rows: list[tuple]) -> Table:
+    """One row per run (oldest first), one column per gate check: narrow enough for 80
+    columns with a few gates (each gate is named below the table)."""
+    table = Table(title="Gate trends", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("run (UTC)", no_wrap=True)
+    table.add_column("exit", justify="right")
+    for number in range(1, len(rows) + 1):
+        table.add_column(f"gate {number}", justify="right")
+    for index, run in enumerate(runs):
+        # A partial run's numbers are over fewer items: its row says so.
+        started = run["started"][:16].replace("T", " ") + (" PARTIAL" if run.get("partial") else "")
+        cells = [_trend_cell(cells[index]) for _, cells in rows]
+        plain_row(table, started, str(run["exit_code"]), *cells)
+    return table
+
+
+def _history_json(name: str, root: Path, runs: list[dict], rows: list[tuple]) -> dict:
+    return {
+        "config": name,
+        "results_root": str(root),
+        "runs": runs,
+        "trends": [
+            {
+                "gate": gate,
+                "model": model,
+                "task": task,
+                "metric": metric,
+                "values": [
+                    None if cell is None else {"value": cell[0], "status": cell[1]}
+                    for cell in cells
+                ],
+            }
+            for (gate, model, task, metric), cells in rows
+        ],
+    }
+
+
+def _trend_cell(cell) -> Text:
     if cell is None:
-        return "—"
+        return Text("—")
     value, status = cell
     text = "—" if value is None else f"{value:.3f}"
     colour = {
@@ -115,7 +161,7 @@ def _trend_cell(cell) -> str:
         "inconclusive": "yellow",
         "insufficient evidence": "yellow",
     }.get(status)
-    return f"[{colour}]{text} {status}[/{colour}]" if colour else text
+    return Text(f"{text} {status}", style=colour) if colour else Text(text)
 
 
 @main.command("attest")
@@ -144,14 +190,14 @@ def attest_command(run_dir: Path, public_key: Path | None) -> None:
         table.columns[2].overflow = "fold"  # a path is never cut short
         colour = {"match": "green", "changed": "red", "missing": "yellow"}
         for check in checks:
-            status = f"[{colour[check.status]}]{check.status}[/{colour[check.status]}]"
-            table.add_row(check.kind, check.owner, check.path, status)
+            status = Text(check.status, style=colour[check.status])
+            plain_row(table, check.kind, check.owner, check.path, status)
         wide_console().print(table)
         bad = [c for c in checks if c.status != "match"]
         if bad:
-            console.print(f"[red]{len(bad)} of {len(checks)} file(s) differ from the run[/red]")
+            error(f"{len(bad)} of {len(checks)} file(s) differ from the run", "error:")
         else:
-            console.print(f"[green]all {len(checks)} file(s) match the run[/green]")
+            console.print(Text(f"all {len(checks)} file(s) match the run", style="green"))
         if public_key is not None and not _verify(run_dir, public_key):
             return 1
         return 1 if bad else 0
@@ -165,25 +211,38 @@ def _verify(run_dir: Path, public_key: Path) -> bool:
     result = verify_run(run_dir, public_key)
     changed = [s for s in result.subjects if s.status != "match"]
     for subject in changed:
-        console.print(f"[red]{subject.status}:[/red] {subject.kind} {subject.name}")
+        error(f"{subject.kind} {subject.name}", f"{subject.status}:")
     for problem in result.problems:
-        console.print(f"[red]{problem}[/red]")
+        console.print(Text(problem, style="red"))
     if result.ok:
         console.print(
-            f"[green]signature verified[/green] (key {result.keyid}); all "
-            f"{len(result.subjects)} signed file(s) match"
+            Text.assemble(
+                ("signature verified", "green"),
+                f" (key {result.keyid}); all {len(result.subjects)} signed file(s) match",
+            )
         )
     else:
-        signature = "verified" if result.signature_ok else "[red]does NOT verify[/red]"
-        console.print(f"signature {signature}; {len(changed)} signed file(s) differ")
+        signature = ("verified", "") if result.signature_ok else ("does NOT verify", "red")
+        console.print(
+            Text.assemble("signature ", signature, f"; {len(changed)} signed file(s) differ")
+        )
     return result.ok
 
 
 @main.command("schema")
-def schema_command() -> None:
-    """Print the JSON schema of results.json (the typed run record, with its schema_version)."""
+@click.option(
+    "--results",
+    is_flag=True,
+    help="The schema of results.json (the typed run record) instead of the config's.",
+)
+def schema_command(results: bool) -> None:
+    """Print the JSON schema of a config file, for editors (docs/config.md says how); with
+    --results, the schema of results.json, with its schema_version."""
     import json
 
-    from harness.record import schema
+    if results:
+        from harness.record import schema
+    else:
+        from harness.reference import config_schema as schema
 
     click.echo(json.dumps(schema(), indent=2))

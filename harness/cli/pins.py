@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from harness.cli._common import (
     config_file_argument,
@@ -55,7 +56,11 @@ def lock_command(config_file: Path, model_paths, data_dir, lock_file) -> None:
             size = sum(f.size_bytes for f in entry.files.values())
             table.add_row(f"suite {name}", str(len(entry.files)), f"{size:,}", "")
         wide_console().print(table)
-        console.print(f"[green]wrote {target}[/green]: `harness run` checks every file against it")
+        console.print(
+            Text.assemble(
+                (f"wrote {target}", "green"), ": `harness run` checks every file against it"
+            )
+        )
         return 0
 
     sys.exit(guarded(work))
@@ -90,9 +95,9 @@ def keygen_command(private_key: Path, public_key: Path | None) -> None:
         private.parent.mkdir(parents=True, exist_ok=True)
         generate_key(private, public)
         keyid = check_private_key(private)
-        console.print(f"private key: {private} (mode 0600; keep it secret)")
-        console.print(f"public key:  {public}")
-        console.print(f"key id:      {keyid}")
+        console.print(Text(f"private key: {private} (mode 0600; keep it secret)"))
+        console.print(Text(f"public key:  {public}"))
+        console.print(Text(f"key id:      {keyid}"))
         return 0
 
     sys.exit(guarded(work))

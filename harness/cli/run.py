@@ -11,16 +11,21 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.cli._common import (
+    Verbosity,
+    config_file_argument,
     console,
     data_dir_option,
+    error,
     guarded,
     main,
     model_path_option,
     offline_for_lookups,
+    plain_row,
+    print_json,
     quiet_libraries,
-    say,
     wide_console,
     with_data_dir,
 )
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
 
 
 @main.command("run")
-@click.argument("config_file", type=click.Path(path_type=Path))
+@config_file_argument
 @model_path_option
 @data_dir_option
 @click.option(
@@ -120,6 +125,12 @@ def run_command(
     def work() -> int:
         if lock_file and no_lock:
             raise click.UsageError("--lock and --no-lock exclude each other")
+        if isolate and audit:
+            raise click.UsageError(
+                "--isolate and --audit exclude each other: each sets the offline mode. "
+                "--isolate blocks and fails on any network attempt inside a fresh network "
+                "namespace; --audit blocks and records without failing. Give one."
+            )
         config = substitute_paths(load_config(config_file), list(model_paths))
         config = select(with_data_dir(config, data_dir), list(models), list(suites))
         if sign_key is not None:
@@ -149,149 +160,123 @@ def run_command(
             except IsolationUnavailable as exc:
                 if not config.offline.isolation_fallback:
                     raise
-                console.print(f"[yellow]not isolated:[/yellow] {exc}")
+                console.print(Text.assemble(("not isolated:", "yellow"), f" {exc}"))
                 os.environ[UNAVAILABLE_ENV] = str(exc)
         quiet_libraries()
-        result = run(
-            config,
-            config_file=config_file,
-            output_dir=output_dir,
-            say=say,
-            show_progress=True,
-            preflight=not no_preflight,
-            started_at=time.perf_counter() - (process_age() or 0.0),
-            lock_file=lock_file,
-            use_lock=not no_lock,
-        )
-        from rich.markup import escape
+        from harness import progress
+        from harness.reports.progress import RunDisplay, display_mode
 
-        from harness.reports.signoff import sandbox_warning
-        from harness.scope import scope_lines
-
-        record = result.record
-        if warning := sandbox_warning(record):
-            console.print(f"[red]{warning}[/red]", highlight=False)
-        for line in scope_lines(record):
-            console.print(f"[bold yellow]{escape(line)}[/bold yellow]", highlight=False)
-        _print_summary(record)
-        attempts = record.offline.attempts
-        console.print(
-            f"network attempts: {len(attempts)}"
-            + ("" if not attempts else " [red](blocked; see the report)[/red]")
-        )
-        console.print(f"report: {result.run_dir}/report.html (and report.md, results.json)")
-        for failure in result.failures:
-            console.print(f"[red]failed:[/red] {failure}")
-        _print_gates(record.gates)
-        if result.exit_code == 3:
-            console.print(
-                f"[red]error:[/red] {len(attempts)} network attempt(s) under offline mode "
-                f"{config.offline.mode}; the run cannot be attested as offline"
-            )
+        # One display for the whole run: this process's steps and progress, and the
+        # workers' progress relayed by the supervisor (`harness.progress`).
+        with RunDisplay(console, display_mode(console, Verbosity.quiet)) as display:
+            previous = progress.set_sink(display.event)
+            try:
+                result = run(
+                    config,
+                    config_file=config_file,
+                    output_dir=output_dir,
+                    say=display.step,
+                    show_progress=True,
+                    preflight=not no_preflight,
+                    started_at=time.perf_counter() - (process_age() or 0.0),
+                    lock_file=lock_file,
+                    use_lock=not no_lock,
+                )
+            finally:
+                progress.set_sink(previous)
+        _print_outcome(result, config.offline.mode)
         if sign_key is not None:
             from harness.signing import sign_run
 
             envelope = sign_run(result.run_dir, sign_key)
-            console.print(
-                f"signed: {envelope} (verify: harness attest {result.run_dir} --verify KEY.pub)"
-            )
+            if not Verbosity.quiet:
+                console.print(
+                    Text(
+                        f"signed: {envelope} (verify: harness attest {result.run_dir} --verify "
+                        "KEY.pub)"
+                    )
+                )
         return result.exit_code
 
     sys.exit(guarded(work))
 
 
 @main.command("validate")
-@click.argument("config_file", type=click.Path(path_type=Path))
+@config_file_argument
 @model_path_option
 @data_dir_option
-def validate_command(config_file: Path, model_paths, data_dir) -> None:
-    """Check a config without loading any model: schema, files, models and suites.
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the findings as JSON on stdout (see docs/validate.md).",
+)
+@click.option(
+    "--no-preflight",
+    is_flag=True,
+    help="Skip the memory check, as `run --no-preflight` would.",
+)
+def validate_command(config_file: Path, model_paths, data_dir, as_json, no_preflight) -> None:
+    """Check a config as `run` would, without loading any model: schema, models, suites and
+    their data, task code imports, gates, lock file, baseline, memory and sandbox.
 
-    Every model is checked; exit 2 if one is not on this machine (`run` would skip it)."""
-    from harness.config import load_config
-    from harness.errors import ModelNotFoundError
-    from harness.runner import substitute_paths
+    Exit 0 when `run` would start scoring, 2 when it would refuse or fail first (every problem
+    is listed, not only the first)."""
 
     def work() -> int:
-        config = substitute_paths(load_config(config_file), list(model_paths))
-        config = with_data_dir(config, data_dir)
-        offline_for_lookups(config.offline.allow_loopback)
-        from harness.models import resolve_model_source
-        from harness.models.engines import engine_problems
-        from harness.suites import SuiteCatalog
+        offline_for_lookups()
+        from harness.validation import validate
 
-        absent, unrunnable = [], []
-        for spec in config.models:
-            try:
-                source = resolve_model_source(spec)
-            except ModelNotFoundError as exc:
-                absent.append(spec.id)
-                console.print(f"[yellow]model {spec.id}: not on this machine[/yellow]: {exc}")
-                continue
-            size = sum(p.stat().st_size for p in source.weight_files)
-            console.print(f"model {spec.id}: {source.describe()} ({size / 2**20:,.0f} MiB)")
-            for problem in engine_problems(spec, source, config_file):
-                unrunnable.append(spec.id)
-                console.print(f"[red]model {spec.id}: cannot run here[/red]: {problem}")
-        for info in SuiteCatalog(config.task_paths, config.data_dir).check(config.suites):
-            items = f", {info.total_items} items" if info.items else ""
-            console.print(f"suite {info.name}: {info.kind}, {len(info.tasks)} task(s){items}")
-        unpinned = _lock_summary(config, config_file)
-        if unrunnable:
-            names = ", ".join(dict.fromkeys(unrunnable))
-            console.print(
-                f"[red]error:[/red] the engine of {names} cannot run here (see above): "
-                "`harness run` would refuse the run."
-            )
-        sandbox = None
-        if config.offline.sandbox:
-            from harness.sandbox import sandbox_problem
-
-            if sandbox := sandbox_problem():
-                console.print(f"[red]error:[/red] the sandbox cannot run here: {sandbox}")
-            else:
-                console.print("sandbox: available (each model will run in its own)")
+        report = validate(
+            config_file,
+            model_paths=list(model_paths),
+            data_dir=data_dir,
+            preflight=not no_preflight,
+        )
+        if as_json:
+            click.echo(report.model_dump_json(indent=2))
         else:
-            console.print("[yellow]sandbox: off in this config (NOT SANDBOXED)[/yellow]")
-        if absent:
-            console.print(
-                f"[red]error:[/red] {len(absent)} of {len(config.models)} model(s) are not on "
-                f"this machine ({', '.join(absent)}): `harness run` would skip them. Copy them "
-                "here, or substitute local copies with --model-path ID=PATH."
-            )
-            return 2
-        if unrunnable or sandbox or unpinned:
-            return 2
-        console.print(f"[green]{config_file}: valid[/green]")
-        return 0
+            _print_validation(report)
+        return report.exit_code
 
     sys.exit(guarded(work))
 
 
-def _lock_summary(config, config_file: Path) -> bool:
-    """Say which lock file `run` will check the files against; True when it does not pin
-    every model and suite of the config (the run would refuse)."""
-    from harness.lock import lock_path, read_lock
+def _print_validation(report) -> None:
+    """Information plain, warnings yellow, errors red with their fix; then the verdict and
+    what validate cannot know."""
+    from rich.markup import escape
 
-    path = lock_path(config_file)
-    if not path.is_file():
-        console.print(f"lock: none ({path.name} would pin the files: `harness lock`)")
-        return False
-    lock = read_lock(path)
-    missing = [f"model {m.id}" for m in config.models if m.id not in lock.models]
-    missing += [f"suite {name}" for name in config.suites if name not in lock.suites]
-    if missing:
+    from harness.cli._common import Verbosity
+
+    colours = {"error": "red", "warning": "yellow"}
+    for finding in report.findings:
+        if Verbosity.quiet and finding.level == "info":
+            continue
+        text = f"{escape(finding.subject)}: {escape(finding.message)}"
+        if finding.fix:
+            text += f" {escape(finding.fix)}"
+        colour = colours.get(finding.level)
+        label = f"[{colour}]{finding.level}:[/{colour}] " if colour else ""
+        console.print(label + text, highlight=False)
+    if report.ok:
+        console.print(f"[green]{escape(report.config)}: valid[/green]", highlight=False)
+    else:
+        errors = len(report.errors)
         console.print(
-            f"[red]error:[/red] {path} does not pin {', '.join(missing)}: `harness run` would "
-            "refuse. Run `harness lock` again."
+            f"[red]{escape(report.config)}: {errors} error(s)[/red]: `harness run` would "
+            "refuse the run or fail before scoring.",
+            highlight=False,
         )
-        return True
-    console.print(f"lock: {path} (run checks every file against it before loading)")
-    return False
+    if not Verbosity.quiet:
+        console.print(
+            "[dim]not checked without loading: " + escape("; ".join(report.unchecked)) + "[/dim]",
+            highlight=False,
+        )
 
 
 @main.command("plan")
-@click.argument("config_file", type=click.Path(path_type=Path))
+@config_file_argument
 @model_path_option
 @click.option(
     "--context",
@@ -299,7 +284,10 @@ def _lock_summary(config, config_file: Path) -> bool:
     help="Tokens per sequence to plan the KV cache and logits for (default: the model's "
     "generation.max_length, else 2048; for backend vllm, else the model's whole context).",
 )
-def plan_command(config_file: Path, context, model_paths) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout (sizes in bytes)."
+)
+def plan_command(config_file: Path, context, model_paths, as_json) -> None:
     """Will each model of CONFIG fit this machine? Decided from its config, nothing loaded.
 
     Models not on this machine are planned from harness's bundled reference config for their
@@ -313,24 +301,64 @@ def plan_command(config_file: Path, context, model_paths) -> None:
         offline_for_lookups(config.offline.allow_loopback)
         from harness.capacity.hardware import detect_hardware
         from harness.capacity.preflight import plan_models
+        from harness.models.engines import engine_problems
         from harness.reports import console as tables
 
         hardware = detect_hardware()
         plans = plan_models(config, hardware, context=context)
+        problems = {
+            spec.id: list(engine_problems(spec, config_file=config_file)) for spec in config.models
+        }
+        if as_json:
+            print_json(tables.plan_json(hardware, plans, {k: v for k, v in problems.items() if v}))
+            return 0
         out = wide_console()
-        out.print(tables.hardware_line(hardware))
+        out.print(Text(tables.hardware_line(hardware)), soft_wrap=False)
         out.print(tables.plan_table(plans))
+        out.print(tables.memory_table(plans))
         out.print(tables.formats_table(plans))
         for line in tables.plan_notes(plans):
-            out.print(line, highlight=False)
-        from harness.models.engines import engine_problems
-
-        for spec in config.models:
-            for problem in engine_problems(spec, config_file=config_file):
-                out.print(f"{spec.id}: {problem}", highlight=False)
+            out.print(Text(line), soft_wrap=False)
+        for model_id, found in problems.items():
+            for problem in found:
+                out.print(Text(f"{model_id}: {problem}"), soft_wrap=False)
         return 0
 
     sys.exit(guarded(work))
+
+
+def _print_outcome(result, mode: str) -> None:
+    """After the run: its warnings, scope, scores, report path, failures and verdict; with -q
+    only failures, errors and the verdict."""
+    from harness.reports.signoff import sandbox_warning
+    from harness.scope import scope_lines
+
+    record = result.record
+    attempts = record.offline.attempts
+    if not Verbosity.quiet:
+        if warning := sandbox_warning(record):
+            console.print(Text(warning, style="red"))
+        for line in scope_lines(record):
+            console.print(Text(line, style="bold yellow"))
+        _print_summary(record)
+        console.print(
+            Text.assemble(
+                f"network attempts: {len(attempts)}",
+                (" (blocked; see the report)" if attempts else "", "red"),
+            )
+        )
+        console.print(Text(f"report: {result.run_dir}/report.html (and report.md, results.json)"))
+    for failure in result.failures:
+        error(failure, "failed:")
+    _print_gates(record.gates)
+    if record.gates is None and Verbosity.quiet:
+        style = "green" if record.status == "complete" else "red"
+        console.print(Text.assemble("run: ", (record.status, style), f" ({result.run_dir})"))
+    if result.exit_code == 3:
+        error(
+            f"{len(attempts)} network attempt(s) under offline mode {mode}; the run cannot be "
+            "attested as offline"
+        )
 
 
 def _print_gates(gates: GatesRecord | None) -> None:
@@ -338,19 +366,23 @@ def _print_gates(gates: GatesRecord | None) -> None:
         return
     counts = ", ".join(f"{n} {status}" for status, n in sorted(gates.counts.items()))
     if not gates.judged:
-        console.print(f"gates: [yellow]NOT JUDGED[/yellow] (partial run; {counts})")
+        judged = Text.assemble("gates: ", ("NOT JUDGED", "yellow"), f" (partial run; {counts})")
+        console.print(judged)
         return
     colour = "green" if gates.passed else "red"
     console.print(
-        f"gates: [{colour}]{'passed' if gates.passed else 'FAILED'}[/{colour}] ({counts})"
+        Text.assemble("gates: ", ("passed" if gates.passed else "FAILED", colour), f" ({counts})")
     )
     from harness.gates import failing
 
     for check in gates.checks:
         if check.status in failing(gates.inconclusive_fails):
             console.print(
-                f"  [red]{check.status}[/red] {check.gate}: {check.model} "
-                f"{check.task} {check.metric}: {check.detail}"
+                Text.assemble(
+                    "  ",
+                    (check.status, "red"),
+                    f" {check.gate}: {check.model} {check.task} {check.metric}: {check.detail}",
+                )
             )
 
 
@@ -360,19 +392,20 @@ def _print_summary(record: RunRecord) -> None:
     table = Table("model", "suite", "task", "metric", "value", "± stderr", "n")
     for model_id, model in record.models.items():
         if model.status == "skipped":
-            table.add_row(model_id, "—", "—", "—", "[yellow]skipped: not here[/yellow]", "", "")
+            plain_row(table, model_id, "—", "—", "—", Text("skipped: not here", "yellow"), "", "")
         if model.status == "failed" and not model.suites:
-            table.add_row(model_id, "—", "—", "—", "[red]failed to load[/red]", "", "")
+            plain_row(table, model_id, "—", "—", "—", Text("failed to load", "red"), "", "")
         for suite, result in model.suites.items():
             if result.status == "failed":
-                table.add_row(model_id, suite, "—", "—", "[red]failed[/red]", "", "")
+                plain_row(table, model_id, suite, "—", "—", Text("failed", "red"), "", "")
                 continue
             for task, task_result in result.tasks.items():
                 if not task_result.metrics:
                     continue  # a group without an aggregate score
                 name, value, stderr = primary_metric(task_result.metrics)
                 counts = task_result.n_samples
-                table.add_row(
+                plain_row(
+                    table,
                     model_id,
                     suite,
                     task,

@@ -37,6 +37,7 @@ def train_tokenizer(texts: Iterable[str] = CORPUS, vocab_size: int = 600):
         vocab_size=vocab_size,
         special_tokens=["<|endoftext|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # its bars draw on stderr and end with a newline on stdout
     )
     bpe.train_from_iterator(list(texts), trainer=trainer)
     return PreTrainedTokenizerFast(

@@ -32,8 +32,9 @@ def load_model(spec: ModelSpec, source: ModelSource, converted=None) -> LoadedMo
 
     Code shipped with the weights runs only for a model whose config opted in
     (`trust_remote_code`); `resolve_model_source` refuses the others. For a GGUF file,
-    `converted` (a `gguf_cache.ConvertedGGUF`) is where its dequantized weights are kept: read
-    from there when present, written there after a load from the GGUF file.
+    `converted` (a `gguf_cache.ConvertedGGUF`) is its dequantized copy in the machine-wide
+    cache, read instead of the GGUF file when it is complete. The copy is made and verified
+    before (`ModelScoring.prepare_gguf`), by a process that runs no evaluated code.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -44,7 +45,7 @@ def load_model(spec: ModelSpec, source: ModelSource, converted=None) -> LoadedMo
     remote = source.remote_code is not None and spec.trust_remote_code
     common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": remote}
     directory = source.directory
-    kept = converted.verified() if converted is not None and source.gguf_file else None
+    kept = converted.usable() if converted is not None and source.gguf_file else None
     reuse = kept is not None
     if reuse:
         directory = converted.directory
@@ -90,8 +91,6 @@ def load_model(spec: ModelSpec, source: ModelSource, converted=None) -> LoadedMo
             "model, or add the template (tokenizer_config.json or chat_template.jinja)."
         )
     model.eval()
-    if converted is not None and source.gguf_file and not reuse:
-        converted.store(model, tokenizer)
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,

@@ -55,6 +55,8 @@ def resolve_model_source(spec: ModelSpec) -> ModelSource:
         if directory.is_file() and directory.suffix == ".gguf" and spec.gguf_file is None:
             spec = spec.model_copy(update={"gguf_file": directory.name})
             directory = directory.parent
+        if directory.is_file():
+            raise _path_is_a_file(spec, directory)
         if not directory.is_dir():
             raise ModelNotFoundError(
                 f"model '{spec.id}': {directory} does not exist. Point `path:` at a directory "
@@ -179,3 +181,19 @@ def _weight_files(spec: ModelSpec, directory: Path) -> list[Path]:
 def _listing(directory: Path, pattern: str) -> str:
     names = sorted(p.name for p in directory.glob(pattern))
     return ", ".join(names) if names else "none"
+
+
+def _path_is_a_file(spec: ModelSpec, path: Path) -> BadInputError:
+    """`path:` names a file that is not a GGUF model: a mistake in the config (not a model
+    that is absent and may be skipped), so the run stops before anything loads."""
+    inside = path.parent / "config.json"
+    hint = (
+        f"It is inside the model directory {path.parent}: set `path: {path.parent}`."
+        if inside.is_file()
+        else "Point `path:` at a directory in Hugging Face layout (config.json, "
+        "*.safetensors, tokenizer files) or at a .gguf file (a GGUF file named otherwise: "
+        "`path:` its directory and `gguf_file:` its name)."
+    )
+    return BadInputError(
+        f"model '{spec.id}': `path: {path}` is a file, not a model directory. {hint}"
+    )

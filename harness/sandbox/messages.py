@@ -31,12 +31,21 @@ class WorkerTask(_Message):
     suites: dict[str, Any]
     preflight: dict[str, Any] | None = None
     root: str
-    show_progress: bool = False
 
 
 class Say(_Message):
     type: Literal["say"] = "say"
     text: str
+
+
+class Progress(_Message):
+    """How far the worker has got (`harness.progress`), for the supervisor's one display."""
+
+    type: Literal["progress"] = "progress"
+    stage: Literal["suites", "requests", "bytes"]
+    label: str = Field(max_length=200)
+    done: int = Field(ge=0)
+    total: int = Field(ge=0)
 
 
 class Witness(_Message):
@@ -90,7 +99,8 @@ class Done(_Message):
 
 
 WorkerMessage = Annotated[
-    Say | Witness | Entry | Samples | Failure | Phases | Done, Field(discriminator="type")
+    Say | Progress | Witness | Entry | Samples | Failure | Phases | Done,
+    Field(discriminator="type"),
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.digests import hash_files
+from harness.models.gguf_cache import cache_root, gguf_root
 from harness.sandbox.bwrap import (
     Layout,
     Sandboxed,
@@ -25,6 +27,7 @@ from harness.sandbox.bwrap import (
     gpu_devices,
     python_paths,
 )
+from harness.sandbox.converter import convert_in_sandbox
 from harness.sandbox.evidence import Evidence
 from harness.sandbox.filter import NotifyListener
 from harness.sandbox.messages import (
@@ -32,6 +35,7 @@ from harness.sandbox.messages import (
     Entry,
     Failure,
     Phases,
+    Progress,
     Samples,
     Say,
     Witness,
@@ -74,14 +78,18 @@ def worker_env(scratch: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in WORKER_ENV_DROP}
     env.update(OFFLINE_ENV)
     # The worker imports the very harness the supervisor runs (its package directory is bound).
+    # Installed from a wheel, harness is in the environment's site-packages, which the worker's
+    # Python reads anyway; from a checkout, the checkout goes first on the worker's path.
     home = str(Path(harness.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([home, *filter(None, [env.get("PYTHONPATH")])])
+    if home not in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+        env["PYTHONPATH"] = os.pathsep.join([home, *filter(None, [env.get("PYTHONPATH")])])
     env.update(
         HOME=str(scratch),
         TMPDIR=str(scratch / "tmp"),
         XDG_CACHE_HOME=str(scratch / "cache"),
         HF_MODULES_CACHE=str(scratch / "cache" / "hf-modules"),
         HF_HUB_CACHE=str(hub_cache()),
+        HARNESS_CACHE=str(cache_root()),  # XDG_CACHE_HOME moved; the GGUF entries did not
         HF_DATASETS_CACHE=str(scratch / "datasets"),
         TRITON_CACHE_DIR=str(scratch / "cache" / "triton"),
         TORCHINDUCTOR_CACHE_DIR=str(scratch / "cache" / "inductor"),
@@ -147,8 +155,15 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
     # The supervisor's facts about the model, never the worker's word.
     owned = {key: entry[key] for key in SUPERVISOR_FIELDS if key in entry}
     data, mapped = data_view(job, scratch)
+    # A GGUF model's converted copy: made by its own sandboxed converter, read-only here.
+    converted = scoring.prepare_gguf(
+        spec, source, entry,
+        lambda destination, dtype: convert_in_sandbox(job, spec, source, destination, dtype),
+    )  # fmt: skip
+    gguf_view = [converted.entry] if converted is not None else []
+    inputs = [*python_paths(), *model_paths(source), *data, *gguf_view]
     layout = Layout(
-        read_only=[Path("/usr"), Path("/etc"), *python_paths(), *model_paths(source), *data],
+        read_only=[Path("/usr"), Path("/etc"), *inputs],
         writable=[scratch, *scoring.worker_cache_dirs(spec, source, entry)],
         devices=gpu_devices(),
         files=mapped,
@@ -248,6 +263,12 @@ def _apply(job, spec, owned: dict, message) -> bool:
         from harness.sandbox.bwrap import clean_line
 
         job.say(clean_line(message.text.encode()))
+    elif isinstance(message, Progress):
+        from harness import progress
+        from harness.sandbox.bwrap import clean_line
+
+        label = clean_line(message.label.encode())
+        progress.report(message.stage, label, message.done, message.total)
     elif isinstance(message, Witness):
         job.evidence.witness(spec.id, message.record)
     elif isinstance(message, Entry):
@@ -278,10 +299,11 @@ def _apply(job, spec, owned: dict, message) -> bool:
 
 
 def _rehash(converted: dict, root: Path) -> dict:
-    """The converted GGUF copy as the supervisor hashes it (the worker wrote it). Only a file
-    under the results root's GGUF cache is read: the path is the worker's word."""
+    """The converted GGUF copy the worker says it read, as the supervisor hashes it (free when
+    `prepare_gguf` just verified it). Only a file under the machine-wide GGUF cache is read:
+    the path is the worker's word."""
     path = Path(str(converted.get("path", "")))
-    holder = (root / ".cache" / "gguf").resolve()
+    holder = gguf_root().resolve()
     if path.is_symlink() or not path.resolve().is_relative_to(holder) or not path.is_file():
         return {**converted, "sha256": None, "note": "not a converted copy under the cache"}
     [digest] = hash_files([path])

@@ -1,11 +1,26 @@
-"""lm-eval's standard benchmarks for the languages in view, by language.
+"""lm-eval's standard benchmarks: a short list for each language in view, and the benchmarks
+whose names carry no language.
 
-Every name is an lm-eval task, group or tag of the pinned lm-eval (a test checks them against
-its registry). Their data comes from the Hugging Face hub, so offline they run from a local
-copy (see `harness.suites.sources`); `harness tasks --available` says which are here.
+The language of a task is read off lm-eval's own names (`harness.suites.languages`), so
+`harness tasks --available --language CODE` lists every lm-eval suite in any language; `STANDARD`
+is only what `--available` shows without `--language`. Every name is an lm-eval task or group of
+the pinned lm-eval, and its derived language is its key here (tests check both). Their data comes
+from the Hugging Face hub, so offline they run from a local copy (`harness.suites.sources`).
 """
 
 from __future__ import annotations
+
+UNMARKED: dict[str, str] = {
+    "kmmlu": "ko",
+    "haerae": "ko",
+    "kobest": "ko",
+    "click": "ko",
+    "arabicmmlu": "ar",
+    "AraDiCE": "ar",
+    "french_bench": "fr",
+}
+"""lm-eval benchmarks whose names carry no language code or name (a name, or a prefix before
+`_`, -> language); every other language is read off lm-eval's names (`harness.suites.languages`)."""
 
 STANDARD: dict[str, tuple[str, ...]] = {
     "en": ("belebele_eng_Latn", "global_mmlu_full_en", "xnli_en", "mgsm_direct_en",
@@ -37,11 +52,6 @@ STANDARD: dict[str, tuple[str, ...]] = {
     "ja": ("belebele_jpn_Jpan", "global_mmlu_full_ja", "include_base_44_japanese",
            "mgsm_direct_ja", "japanese_leaderboard"),
 }  # fmt: skip
-
-
-def language_of(suite: str) -> str | None:
-    """The language of a standard benchmark suite, if it is one of `STANDARD`."""
-    return next((code for code, names in STANDARD.items() if suite in names), None)
 
 
 def standard_suites(languages: list[str] | None = None) -> list[tuple[str, str]]:

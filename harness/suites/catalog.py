@@ -4,17 +4,26 @@ or lm-eval's own registry, and check that their local data is readable before a 
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.builtin import TASKS
 from harness.errors import TaskError
-from harness.suites.benchmarks import language_of
 from harness.suites.jsonl import LOADER, check_jsonl, resolve_data_files
 from harness.suites.requirements import Requirement, task_requirements
-from harness.suites.sources import DataLocation, DataNeed, fetch_hint, is_hub_dataset, locate
+from harness.suites.sources import (
+    DataLocation,
+    DataNeed,
+    fetch_hint,
+    is_hub_dataset,
+    locate,
+    splits_read,
+)
 
-PROJECT_TASKS = Path(__file__).resolve().parents[2] / "tasks"
+PROJECT_TASKS = TASKS
+"""The built-in suites: the repository's `tasks/`, or the copy inside an installed wheel."""
 
 
 @dataclass
@@ -29,7 +38,8 @@ class SuiteInfo:
     tasks: list[str] = field(default_factory=list)
     """Leaf task names."""
     languages: dict[str, str] = field(default_factory=dict)
-    """Leaf task name -> language code (from the task's `metadata.language`)."""
+    """Leaf task name -> language (BCP 47), from its `metadata.language` or read off lm-eval's
+    names and configs (`harness.suites.languages`); tasks of unknown language are absent."""
     items: dict[str, int] = field(default_factory=dict)
     """Leaf task name -> number of items in its local data (when local)."""
     data_files: list[Path] = field(default_factory=list)
@@ -39,6 +49,9 @@ class SuiteInfo:
     """What its tasks would fetch or import at run time and this machine lacks."""
     definition_files: list[tuple[Path, str]] = field(default_factory=list)
     """(path, role) of the files that define its tasks (`harness.identity.task_files`)."""
+    shapes: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    """Leaf task name -> (its `num_fewshot`, whether it generates): what the memory preflight
+    needs to bound the length of its requests (`harness.capacity.inputs`)."""
 
     @property
     def total_items(self) -> int:
@@ -66,6 +79,7 @@ class SuiteCatalog:
         self._local = None
         self._full = None
         self._located: dict = {}
+        self._language_index: tuple = (None, None)
 
     @property
     def local(self):
@@ -79,9 +93,9 @@ class SuiteCatalog:
     def full(self):
         """A TaskManager over the local directories and lm-eval's registry."""
         if self._full is None:
-            from lm_eval.tasks import TaskManager
+            from harness.suites.task_index import full_task_manager
 
-            self._full = TaskManager(include_path=self._dirs())
+            self._full = full_task_manager(self._dirs())  # the registry's index kept between runs
         return self._full
 
     def manager_for(self, names: list[str]):
@@ -120,15 +134,16 @@ class SuiteCatalog:
             if leaf is not None and leaf.yaml_path:
                 yaml_paths.append(leaf.yaml_path)
             info.tasks.append(leaf_name)
+            generates = cfg.get("output_type") == "generate_until"
+            info.shapes[leaf_name] = (int(cfg.get("num_fewshot") or 0), generates)
             info.requirements += task_requirements(leaf_name, cfg)
-            language = (cfg.get("metadata") or {}).get("language") or language_of(leaf_name)
-            language = language or language_of(name)
+            language = self.languages(manager).of(leaf_name, cfg, parents=(name,))
             if language:
-                info.languages[leaf_name] = str(language)
+                info.languages[leaf_name] = language
             files = self._local_data_files(cfg, manager.task_index.get(leaf_name))
             if files:
                 info.data_files += files
-                info.items[leaf_name] = sum(check_jsonl(p) for p in files)
+                info.items[leaf_name] = sum(check_jsonl(p, cfg) for p in files)
             elif is_hub_dataset(str(cfg.get("dataset_path") or "json")):
                 location = self._locate(cfg)
                 info.sources[leaf_name] = location
@@ -138,12 +153,25 @@ class SuiteCatalog:
         info.definition_files = task_files(yaml_paths)
         return info
 
+    def languages(self, manager=None):
+        """The `LanguageIndex` of a TaskManager's index (built once per manager)."""
+        from harness.suites.languages import LanguageIndex
+
+        manager = manager or self.local
+        if self._language_index[0] is not manager:
+            self._language_index = (manager, LanguageIndex(manager.task_index))
+        return self._language_index[1]
+
     def _locate(self, cfg: dict) -> DataLocation:
         kwargs = cfg.get("dataset_kwargs") or {}
         need = DataNeed(
             path=str(cfg["dataset_path"]),
             name=str(cfg["dataset_name"]) if cfg.get("dataset_name") else None,
             revision=kwargs.get("revision"),
+            splits=splits_read(cfg),
+            load_kwargs=json.dumps(
+                {k: v for k, v in kwargs.items() if k != "revision"}, sort_keys=True, default=str
+            ),
         )
         key = (need, self.data_dir)
         if key not in self._located:
@@ -151,8 +179,17 @@ class SuiteCatalog:
         return self._located[key]
 
     def _missing_data_message(self, missing: dict[DataNeed, str]) -> str:
-        lines = ["data not on this machine (nothing was loaded):"]
-        lines += [f"  suite '{suite}' needs {need.describe()}" for need, suite in missing.items()]
+        problems = {loc.need: loc.problem for loc in self._located.values() if loc.problem}
+        lines = [
+            "data not on this machine (nothing was loaded):"
+            if any(need not in problems for need in missing)
+            else "a local copy lacks the config or split a task reads (nothing was loaded):"
+        ]
+        lines += [
+            f"  suite '{suite}' needs {need.describe()}"
+            + (f": {problems[need]}" if need in problems else "")
+            for need, suite in missing.items()
+        ]
         looked = f"`data_dir:` ({self.data_dir}), " if self.data_dir else "`data_dir:` (not set), "
         lines.append(
             f"Looked in {looked}the Hugging Face hub cache and the datasets cache. To fix it: "
@@ -237,14 +274,26 @@ class SuiteCatalog:
         return "lm-eval registry"
 
     def _unknown_message(self, unknown: list[str], manager) -> str:
+        from harness.suites.task_yaml import likely_definition
+
         lines = []
+        broken = self._unreadable_yaml()
         for name in unknown:
+            if found := likely_definition(name, broken):
+                lines.append(
+                    f"suite '{name}': its task file {found[0]} cannot be read: {found[1]}. "
+                    "Fix the file; lm-eval skips a file it cannot parse."
+                )
+                broken.remove(found)
+                continue
             close = difflib.get_close_matches(name, manager.all_tasks, n=3, cutoff=0.6)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             lines.append(
                 f"unknown suite '{name}': no lm-eval task, group or tag by that name.{hint}"
             )
-        lines += self._unreadable_yaml_lines()
+        if broken:
+            lines.append("These task files could not be read and may be the cause:")
+            lines += [f"  {path}: {reason}" for path, reason in broken]
         lines.append("`harness tasks` lists the local suites.")
         return "\n".join(lines)
 
@@ -259,15 +308,15 @@ class SuiteCatalog:
     def _unreadable_yaml(self) -> list[tuple[Path, str]]:
         from lm_eval.tasks._yaml_loader import load_yaml
 
+        from harness.suites.task_yaml import describe_yaml_error
+
         broken = []
         for directory in self.directories:
             for path in sorted(directory.glob("**/*.yaml")):
                 try:
                     load_yaml(path, resolve_func=False)
                 except Exception as exc:
-                    broken.append(
-                        (path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                    )
+                    broken.append((path, describe_yaml_error(exc, path)))
         return broken
 
     def _dirs(self) -> list[str]:

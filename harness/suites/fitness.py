@@ -10,8 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 
-UNSPACED = frozenset({"ja", "zh", "th", "lo", "km", "my", "bo"})
-"""Languages written without spaces between words: tokens per word is not defined for them."""
+from harness.suites.languages import words_are_spaced
 
 
 def item_texts(record: dict) -> list[str]:
@@ -59,7 +58,9 @@ def _measure(tokenizer, items: list[list[str]], language: str, window: int | Non
         "items": len(items),
         "texts": texts,
         "tokens": tokens,
-        "tokens_per_word": None if language in UNSPACED else _ratio(tokens, words),
+        # Not defined for languages written without spaces (Japanese, Chinese, Thai, ...), nor
+        # for text of unknown (`und`) or mixed (`mul`) language, which may be such.
+        "tokens_per_word": _ratio(tokens, words) if words_are_spaced(language) else None,
         "tokens_per_char": _ratio(tokens, characters),
         "roundtrip_lossless": _ratio(lossless, texts),
         "unknown_rate": _ratio(unknown, tokens),

@@ -7,12 +7,17 @@ network:
   `evaluate.load(name)` from the Hugging Face hub;
 - a task's Python code calls `evaluate.load(...)` (french_bench's ROUGE) or
   `nltk.download(...)` (ifeval's `punkt_tab`, at import time);
-- a task's Python code imports a package that is not installed (ifeval's `langdetect`).
+- a task's Python code imports a package that is not installed (ifeval's `langdetect`), at
+  the top of the module, inside a `try:` whose handler raises again (japanese_leaderboard's
+  emoji, neologdn, fugashi), or inside a function the task calls.
 
 `task_requirements` reads the task's metric list and, statically, the source of the Python
 modules the task names with `!function` and the task modules those import. What is already
 on this machine (an evaluate module in its cache, an NLTK resource on `nltk.data.path`) is fine;
-the rest is returned, to be refused with a message that says what to install.
+the rest is returned, to be refused with a message that says what to install. Imports are
+resolved with `importlib.util.find_spec` on their top-level name, which executes nothing.
+`possible_requirements` returns the imports that may or may not run (a `try:` with a fallback,
+a function the task does not name, an `if` at module level), for `validate` to mention.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from harness.suites.imports import import_sites, install_hint
 
 _NLTK_CATEGORIES = (
     "tokenizers",
@@ -48,6 +55,9 @@ class Requirement:
     name: str
     origin: str
     """Where it is asked for: the task's metric list, or a Python file."""
+    place: str = ""
+    """For an import: where in the file (`at import`, `in a try block that re-raises`, `in
+    function f`)."""
 
     def explain(self) -> str:
         if self.kind == "metric":
@@ -64,9 +74,10 @@ class Requirement:
                 f"Download it on a machine with network (python -m nltk.downloader {self.name}) "
                 "and copy the nltk_data directory here (to ~/nltk_data, or set NLTK_DATA)."
             )
+        where = f", {self.place}" if self.place else ""
         return (
-            f"task '{self.task}' imports '{self.name}' ({self.origin}), which is not installed: "
-            f"pip install {self.name}."
+            f"task '{self.task}' imports '{self.name}' ({self.origin}{where}), which is not "
+            f"installed: {install_hint(self.name)}."
         )
 
 
@@ -79,9 +90,22 @@ def task_requirements(task: str, cfg: dict[str, Any]) -> list[Requirement]:
             if isinstance(name, str) and not _is_function_ref(name):
                 if metric.get("hf_evaluate") is True or not _registered_metric(name):
                     wanted.append(Requirement(task, "metric", name, "its metric_list"))
-    for module in _task_modules(cfg):
-        wanted += _module_requirements(task, module)
+    for module, functions in _task_modules(cfg).items():
+        wanted += _module_requirements(task, module, functions)
     return [r for r in dict.fromkeys(wanted) if not _present(r)]
+
+
+def possible_requirements(task: str, cfg: dict[str, Any]) -> list[Requirement]:
+    """Packages the task's modules import where the import may never run (a `try:` with a
+    fallback, a function the task does not name, under an `if`) and that are not installed."""
+    found = []
+    for module, functions in _task_modules(cfg).items():
+        tree = _parse(module)
+        for name, place, needed in import_sites(tree, functions) if tree else ():
+            root = name.split(".")[0]
+            if not needed and not (module.parent / f"{root}.py").is_file():
+                found.append(Requirement(task, "package", root, str(module), place))
+    return [r for r in dict.fromkeys(found) if not _present(r)]
 
 
 def _is_function_ref(name: str) -> bool:
@@ -96,18 +120,23 @@ def _registered_metric(name: str) -> bool:
     return name in metric_registry
 
 
-def _task_modules(cfg: dict[str, Any]) -> list[Path]:
-    """The Python files a task config names with `!function`, and the task modules they import."""
-    found: list[Path] = []
+def _task_modules(cfg: dict[str, Any]) -> dict[Path, set[str] | None]:
+    """The Python files a task config names with `!function`, with the functions it names in
+    each; and the task modules they import (None: no function named, only import-time code)."""
+    found: dict[Path, set[str] | None] = {}
     for value in _strings(cfg):
         if _is_function_ref(value):
-            module = Path(value.rsplit(".", 1)[0] + ".py")
-            if module.is_file() and module not in found:
-                found.append(module)
-    for module in found:  # grows while it is read: imports of imports
-        for imported in _imported_task_modules(module):
-            if imported not in found:
-                found.append(imported)
+            stem, _, function = value.rpartition(".")
+            module = Path(stem + ".py")
+            if module.is_file():
+                found.setdefault(module, set()).add(function)  # type: ignore[union-attr]
+    for module in list(found):
+        queue = [module]
+        while queue:  # imports of imports
+            for imported in _imported_task_modules(queue.pop()):
+                if imported not in found:
+                    found[imported] = None
+                    queue.append(imported)
     return found
 
 
@@ -148,7 +177,7 @@ def _imports(module: Path) -> list[str]:
     return names
 
 
-def _module_requirements(task: str, module: Path) -> list[Requirement]:
+def _module_requirements(task: str, module: Path, functions: set[str] | None) -> list[Requirement]:
     tree = _parse(module)
     if tree is None:
         return []
@@ -164,19 +193,10 @@ def _module_requirements(task: str, module: Path) -> list[Requirement]:
                     wanted.append(Requirement(task, "metric", literal, origin))
                 elif node.func.attr == "download" and owner.id == "nltk":
                     wanted.append(Requirement(task, "nltk", literal, origin))
-    # Imports at the top of the module run when lm-eval loads the task. Imports inside a try
-    # or a function are optional or late, and are left to the task.
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        for name in names:
-            root = name.split(".")[0]
-            if not (module.parent / f"{root}.py").is_file():
-                wanted.append(Requirement(task, "package", root, origin))
+    for name, place, needed in import_sites(tree, functions):
+        root = name.split(".")[0]
+        if needed and not (module.parent / f"{root}.py").is_file():
+            wanted.append(Requirement(task, "package", root, origin, place))
     return wanted
 
 

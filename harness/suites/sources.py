@@ -12,10 +12,18 @@ An lm-eval task names a Hugging Face dataset (`dataset_path`, `dataset_name`). O
 `redirect_to_local_copies` makes lm-eval load from 1 or 2 without editing a task: while it is
 active, `datasets.load_dataset("org/name", ...)` reads the local directory instead. `locate`
 answers, before any model loads, whether each task's data is here, and where.
+
+A directory is not enough: a copy of xcopa holding only `ta` cannot serve a task that reads
+`it`, and lm-eval would say so (`BuilderConfig 'it' not found`) only after the model loaded.
+So `locate` asks `datasets` itself, offline, to resolve the copy's builder for the task's config
+(what `load_dataset` does first: read the README's `configs:`, or infer one config from the
+files) and checks that the splits the task reads are among the builder's.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -39,6 +47,12 @@ class DataNeed:
     path: str
     name: str | None = None
     revision: str | None = None
+    splits: tuple[str, ...] = ()
+    """The splits the task reads (its evaluation split and the one its few-shot examples come
+    from); empty when unknown."""
+    load_kwargs: str = "{}"
+    """The task's `dataset_kwargs` but `revision`, as JSON (the record stays hashable), passed
+    on to `datasets` as lm-eval passes them."""
 
     def describe(self) -> str:
         config = f" (config {self.name})" if self.name else ""
@@ -55,10 +69,13 @@ class DataLocation:
     where: str | None
     directory: Path | None = None
     files: list[Path] = field(default_factory=list)
+    problem: str | None = None
+    """Why the copy found cannot serve the task (a config or split it lacks); None when it can."""
 
     @property
     def present(self) -> bool:
-        return self.where is not None
+        """Whether the task's data can be loaded from here: found, and complete for the task."""
+        return self.where is not None and self.problem is None
 
 
 def is_hub_dataset(path: str) -> bool:
@@ -79,11 +96,108 @@ def locate(need: DataNeed, data_dir: Path | None) -> DataLocation:
         where = (
             "data_dir" if data_dir is not None and copy.is_relative_to(data_dir) else "hub cache"
         )
-        return DataLocation(need, where, copy, _data_files(copy))
+        return DataLocation(need, where, copy, _data_files(copy), copy_problem(copy, need))
     cached = _datasets_cache_dir(need)
     if cached is not None:
-        return DataLocation(need, "datasets cache", cached, _data_files(cached))
+        files = _data_files(cached)
+        return DataLocation(need, "datasets cache", cached, files, _cache_problem(files, need))
     return DataLocation(need, None)
+
+
+def copy_problem(copy: Path, need: DataNeed) -> str | None:
+    """Why `datasets.load_dataset(copy, need.name)` would fail, or not give the task's splits;
+    None when it would serve them. Nothing is downloaded or prepared: `datasets` resolves the
+    copy's module (the README's `configs:` and `dataset_info`, or the files' layout) once per
+    copy, and the config is chosen from it as `load_dataset_builder` chooses it."""
+    kwargs = json.loads(need.load_kwargs)
+    if set(kwargs) - {"data_dir", "data_files"}:
+        return _builder_problem(copy, need, kwargs)  # config arguments: let datasets decide
+    module = _dataset_module(str(copy), need.load_kwargs)
+    if isinstance(module, str):
+        return f"the copy at {copy} cannot serve it: {module}"
+    parameters = module.builder_configs_parameters
+    configs = {c.name: c for c in parameters.builder_configs or []}
+    name = need.name or parameters.default_config_name
+    if name is None and len(configs) == 1:
+        name = next(iter(configs))
+    if configs and name not in configs:
+        shown = str(list(configs)[:12]) + (f" ({len(configs)} in all)" if len(configs) > 12 else "")
+        found = (
+            f"BuilderConfig '{name}' not found. Available: {shown}"
+            if name is not None
+            else f"Config name is missing. Available: {shown}"
+        )
+        return f"the copy at {copy} cannot serve it: {found}"
+    config = configs.get(name)
+    splits = {str(s) for s in (config.data_files if config and config.data_files else {})}
+    info = (module.dataset_infos or {}).get(name)
+    splits |= {str(s) for s in (info.splits if info and info.splits else {})}
+    return _lacking(copy, need, splits)
+
+
+def _lacking(copy: Path, need: DataNeed, splits: set[str]) -> str | None:
+    lacking = [s for s in need.splits if splits and _split_name(s) not in splits]
+    if not lacking:
+        return None
+    return (
+        f"the copy at {copy} has no split {', '.join(lacking)} in {need.describe()} (it has "
+        f"{', '.join(sorted(splits))})"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _dataset_module(copy: str, load_kwargs: str):
+    """The `datasets` module of a local copy (what `load_dataset` resolves first), or why it
+    cannot be made. Cached: a copy with a hundred configs takes a third of a second, and a
+    group reads one config per task."""
+    from datasets.load import dataset_module_factory
+
+    try:
+        return dataset_module_factory(copy, **json.loads(load_kwargs))
+    except Exception as exc:  # datasets raises ValueError, FileNotFoundError, ...: all mean "no"
+        return _first_line(exc)
+
+
+def _builder_problem(copy: Path, need: DataNeed, kwargs: dict) -> str | None:
+    """`copy_problem` through `datasets.load_dataset_builder` itself, in a throwaway cache
+    directory so that its lock files land nowhere else."""
+    import tempfile
+
+    import datasets
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="harness-builder-") as cache:
+            builder = datasets.load_dataset_builder(str(copy), need.name, cache_dir=cache, **kwargs)
+    except Exception as exc:  # as in _dataset_module
+        return f"the copy at {copy} cannot serve it: {_first_line(exc)}"
+    splits = {str(s) for s in builder.config.data_files or {}}
+    splits |= {str(s) for s in builder.info.splits or {}}
+    return _lacking(copy, need, splits)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _cache_problem(files: list[Path], need: DataNeed) -> str | None:
+    """The `datasets` cache holds one arrow file (or shards) per split: `<name>-<split>.arrow`."""
+    names = {p.name for p in files if p.suffix == ".arrow"}
+    lacking = [
+        s
+        for s in need.splits
+        if not any(
+            n.endswith((f"-{_split_name(s)}.arrow",)) or f"-{_split_name(s)}-" in n for n in names
+        )  # fmt: skip
+    ]
+    if lacking and names:
+        return f"the datasets cache of {need.describe()} has no split {', '.join(lacking)}"
+    return None
+
+
+def _split_name(split: str) -> str:
+    """`test[:100]` reads split `test`."""
+    return split.split("[", 1)[0]
 
 
 def local_copy(path: str, revision: str | None, data_dir: Path | None) -> Path | None:
@@ -154,6 +268,8 @@ def redirect_to_local_copies(data_dir: Path | None) -> Iterator[None]:
     def load_dataset(path, name=None, *args, **kwargs):
         if isinstance(path, (str, os.PathLike)) and is_hub_dataset(str(path)):
             copy = local_copy(str(path), kwargs.get("revision"), data_dir)
+            # copy_problem resolves the builder with these same arguments, so what it accepts
+            # loads here
             if copy is not None:
                 kwargs.pop("revision", None)  # the copy is of that revision already
                 return original(str(copy), name, *args, **kwargs)
@@ -164,3 +280,15 @@ def redirect_to_local_copies(data_dir: Path | None) -> Iterator[None]:
         yield
     finally:
         datasets.load_dataset = original
+
+
+def splits_read(cfg: dict) -> tuple[str, ...]:
+    """The splits lm-eval reads when it builds a task from config `cfg`: the evaluation split
+    (test, else validation) and the few-shot source (fewshot_split, else training, validation,
+    test, in that order), read whether or not the task asks for few-shot examples."""
+    evaluation = cfg.get("test_split") or cfg.get("validation_split")
+    shots = cfg.get("fewshot_config") if isinstance(cfg.get("fewshot_config"), dict) else {}
+    fewshot = shots.get("split") or cfg.get("fewshot_split")
+    if not fewshot and shots.get("samples") is None:  # else the examples are in the config
+        fewshot = cfg.get("training_split") or cfg.get("validation_split") or cfg.get("test_split")
+    return tuple(dict.fromkeys(str(s) for s in (evaluation, fewshot) if s))

@@ -79,7 +79,7 @@ def test_plan_command_prints_the_fit_table_for_the_seed_models(tmp_path):
     for model in ("qwen2.5-7b-instruct", "deepseek-v3", "kimi-k2-instruct", "k2-think"):
         assert model in out
     assert "1,026.41B" in out and "32.86B" in out  # Kimi-K2 total and active
-    assert "Weights in memory by format" in out and "gguf-q4_k_m" in out
+    assert "Weights in memory by format" in out and "q4_K_M" in out
     assert "glm-4-9b-0414: architecture from none" in out
 
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from harness.families import FAMILIES, find_family
 from harness.families.selftest import build_replica
 
 from ..conftest import only_run_dir, run_harness, write_config
 
 
-def test_selftest_matrix_is_all_green():
+@pytest.mark.slow
+def test_selftest_matrix_is_all_green(record_property):
     proc = run_harness("selftest", timeout=600)
+    # The portability matrix belongs in the CI log, and runs only here: conftest prints it at
+    # the end of the session (from whichever worker ran it).
+    record_property("print_in_summary", proc.stdout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if "│" in line}
     assert set(rows) == {family.name for family in FAMILIES}
@@ -26,6 +32,7 @@ def test_unknown_family_is_a_usage_error():
     assert proc.returncode == 2 and "'gpt-oss' is not one of" in proc.stderr
 
 
+@pytest.mark.slow
 def test_kimi_k2_runs_through_its_alias_without_remote_code(tmp_path):
     model = tmp_path / "kimi"
     build_replica(find_family("kimi-k2"), model)

@@ -61,12 +61,17 @@ def test_a_dns_query_names_what_it_asked_for():
     assert refusal(_ipv4(17, udp), packet, start)[20] == 3  # ICMP destination unreachable
 
 
-def test_the_supervisor_hashes_no_file_a_worker_names_outside_the_gguf_cache(tmp_path):
+def test_the_supervisor_hashes_no_file_a_worker_names_outside_the_gguf_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     secret = tmp_path / "secret"
     secret.write_text("not for the record")
     checked = _rehash({"path": str(secret), "sha256": "forged"}, tmp_path / "results")
     assert checked["sha256"] is None
-    copy = tmp_path / "results" / ".cache" / "gguf" / "x" / "copy" / "model.safetensors"
+    old_place = tmp_path / "results" / ".cache" / "gguf" / "x" / "copy" / "model.safetensors"
+    old_place.parent.mkdir(parents=True)
+    old_place.write_bytes(b"weights")  # where earlier versions kept copies: not read now
+    assert _rehash({"path": str(old_place)}, tmp_path / "results")["sha256"] is None
+    copy = tmp_path / "cache" / "gguf" / "x" / "copy" / "model.safetensors"
     copy.parent.mkdir(parents=True)
     copy.write_bytes(b"weights")
     assert (

@@ -163,6 +163,7 @@ def test_benchmarks_run_from_the_hub_and_datasets_caches(tmp_path, tiny_model_di
     assert suites["xnli_hi"]["tasks"]["xnli_hi"]["n_samples"]["effective"] == 3
 
 
+@pytest.mark.slow
 def test_tasks_available_tells_present_from_missing(cached_copies):
     proc = run_harness("tasks", "--available", "--language", "hi", env=cached_copies)
     assert proc.returncode == 0, proc.stderr
