@@ -19,8 +19,9 @@ demo: $(VENV)/.installed
 	@test -f $(DEMO_KEY) || $(BIN)/harness keygen --private $(DEMO_KEY)
 	$(BIN)/harness run configs/demo.yaml --sign $(DEMO_KEY)
 
+# Every test, on every core; a module's tests stay on one worker (they share its fixtures).
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadscope
 
 # The developer loop: lint and the fast tests (no test marked slow), in under two minutes.
 # `make test` (and CI) runs the slow end-to-end tests too.
