@@ -45,7 +45,7 @@ def attest(run_dir: Path) -> list[FileCheck]:
             if not path.is_file():
                 status, current = "missing", None
             else:
-                current = hash_files([path])[0].sha256
+                current = hash_files([path], verify=True)[0].sha256
                 status = "match" if current == entry.sha256 else "changed"
             owner = entry.model if kind == "weights" else entry.suite
             role = entry.role or kind

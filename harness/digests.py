@@ -99,16 +99,21 @@ def _key(real: Path, stat) -> tuple:
 
 
 def hash_files(
-    paths: Iterable[Path], on_bytes: Callable[[int], None] | None = None
+    paths: Iterable[Path], on_bytes: Callable[[int], None] | None = None, *, verify: bool = False
 ) -> list[FileDigest]:
-    """sha256 each file, streaming; `on_bytes` is told of progress (for a progress bar)."""
-    _persistent()
+    """sha256 each file, streaming; `on_bytes` is told of progress (for a progress bar).
+
+    `verify=True` reads every byte again and trusts no remembered digest: for `harness attest`
+    and signature verification, which must not rest on a store that any process of this user
+    could have written (digests.json)."""
+    if not verify:
+        _persistent()
     out, fresh = [], False
     for path in paths:
         real = Path(path).resolve()
         stat = real.stat()
         key = _key(real, stat)
-        if key not in _SEEN:
+        if verify or key not in _SEEN:
             fresh = fresh or stat.st_size >= PERSISTENT_MIN_BYTES
             digest = hashlib.sha256()
             with open(real, "rb") as handle:
@@ -116,10 +121,13 @@ def hash_files(
                     digest.update(chunk)
                     if on_bytes:
                         on_bytes(len(chunk))
+            if verify:
+                out.append(FileDigest(str(path), str(real), stat.st_size, digest.hexdigest()))
+                continue
             _SEEN[key] = digest.hexdigest()
         elif on_bytes:
             on_bytes(stat.st_size)
         out.append(FileDigest(str(path), str(real), stat.st_size, _SEEN[key]))
-    if fresh:
+    if fresh and not verify:
         _keep()
     return out

@@ -312,7 +312,7 @@ def _check_subject(run_dir: Path, subject: dict[str, Any]) -> SubjectCheck:
         path = Path(str(annotations.get("real_path") or name))
     if not path.is_file():
         return SubjectCheck(name, kind, str(path), recorded, None, "missing")
-    current = hash_files([path])[0].sha256
+    current = hash_files([path], verify=True)[0].sha256
     status = "match" if current == recorded else "changed"
     return SubjectCheck(name, kind, str(path), recorded, current, status)
 

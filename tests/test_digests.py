@@ -34,3 +34,29 @@ def test_small_files_are_not_kept(tmp_path, monkeypatch):
     digests.hash_files([small])
     store = tmp_path / "cache" / "digests.json"
     assert not store.exists() or str(small) not in store.read_text()
+
+
+def test_verification_trusts_no_kept_digest(tmp_path, monkeypatch):
+    """attest and signature verification read every byte: a digests.json written by any
+    process of this user cannot make a changed file match."""
+    import json
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"x" * digests.PERSISTENT_MIN_BYTES)
+    digests.hash_files([weights])
+    store = tmp_path / "cache" / "digests.json"
+    kept = json.loads(store.read_text())
+    for entry in kept:
+        entry["sha256"] = "0" * 64  # a forged store
+    store.write_text(json.dumps(kept))
+    code = (
+        "import pathlib; from harness.digests import hash_files; "
+        f"p = pathlib.Path({str(weights)!r}); "
+        "print(hash_files([p])[0].sha256, hash_files([p], verify=True)[0].sha256)"
+    )
+    env = {"HARNESS_CACHE": str(tmp_path / "cache"), "PATH": ""}
+    seen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    cached, verified = seen.stdout.split()
+    assert cached == "0" * 64, seen.stderr  # the run-time cache believes the store...
+    assert verified == hashlib.sha256(weights.read_bytes()).hexdigest()  # ...verification not
