@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import RunConfig, load_config
+from harness.offline import go_offline_for_reading
 
 __all__ = [
     "Attestation",
@@ -39,14 +40,6 @@ def _config(
         return substitute_paths(config, list(model_paths)), None
     path = Path(config)
     return substitute_paths(load_config(path), list(model_paths)), path
-
-
-def _go_offline(config: RunConfig) -> None:
-    from harness.offline import apply_offline_env, install_guard, refuse_online_settings
-
-    refuse_online_settings()
-    apply_offline_env()
-    install_guard(allow_loopback=config.offline.allow_loopback)
 
 
 @dataclass(frozen=True)
@@ -90,7 +83,7 @@ def plan(
     from harness.models.engines import engine_problems
 
     loaded, config_file = _config(config, model_paths)
-    _go_offline(loaded)
+    go_offline_for_reading(loaded.offline.allow_loopback)
     hardware = detect_hardware()
     plans = plan_models(loaded, hardware, context=context)
     problems = {
@@ -211,7 +204,7 @@ def lock(
     loaded, config_file = _config(Path(config), model_paths)
     if data_dir is not None:
         loaded = loaded.model_copy(update={"data_dir": Path(data_dir).expanduser().resolve()})
-    _go_offline(loaded)
+    go_offline_for_reading(loaded.offline.allow_loopback)
     suites = SuiteCatalog(loaded.task_paths, loaded.data_dir).check(loaded.suites)
     suite_entries = {info.name: suite_pins(info, loaded) for info in suites}
     models = {}

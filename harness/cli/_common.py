@@ -79,11 +79,9 @@ def model_path_option(command):
 
 def offline_for_lookups(allow_loopback: bool = True) -> None:
     """For commands that only read files: the offline variables and the guard."""
-    from harness.offline import apply_offline_env, install_guard, refuse_online_settings
+    from harness.offline import go_offline_for_reading
 
-    refuse_online_settings()
-    apply_offline_env()
-    install_guard(allow_loopback=allow_loopback)
+    go_offline_for_reading(allow_loopback)
     quiet_libraries()
 
 

@@ -13,6 +13,7 @@ from harness.offline.settings import (
 )
 
 __all__ = [
+    "go_offline_for_reading",
     "OFFLINE_ENV",
     "EgressBlocked",
     "EgressRecord",
@@ -23,3 +24,12 @@ __all__ = [
     "offline_env_in_force",
     "refuse_online_settings",
 ]
+
+
+def go_offline_for_reading(allow_loopback: bool = True) -> None:
+    """For work that only reads model and suite files in this process (validate, plan, lock
+    and their commands): refuse settings that undo the offline variables, set them, and
+    install the network guard, for the rest of the process."""
+    refuse_online_settings()
+    apply_offline_env()
+    install_guard(allow_loopback=allow_loopback)
