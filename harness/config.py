@@ -54,11 +54,70 @@ class GenerationLimits(_Strict):
     """Tokens a model may spend thinking before its answer, on top of the task's limit for
     the answer itself (within the context window). Used only by a model that thinks."""
 
+    temperature: Annotated[float, Field(ge=0)] | None = None
+    """Sampling temperature for generation tasks. None keeps each task's own setting (greedy for
+    almost every task); above 0 samples, as reasoning models' cards prescribe (DeepSeek-R1 and
+    its distills: 0.6). 0 is greedy."""
+
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    """Nucleus sampling: sample from the smallest set of tokens whose probability reaches this.
+    Only with `temperature` above 0."""
+
+    top_k: Annotated[int, Field(ge=1)] | None = None
+    """Sample from the `top_k` most likely tokens only. Only with `temperature` above 0."""
+
+    seed: int = 1234
+    """Seed of the sampler (and of lm-eval's few-shot sampling): a sampled run with the same
+    seed, model, backend and hardware writes the same answers."""
+
+    repeats: Annotated[int, Field(ge=1)] = 1
+    """Samples per item of a generation task (lm-eval's `repeats`). Above 1, each item's score
+    is the mean over its samples, the task's score the mean over items with its standard
+    error, and pass@k is reported where the metric is exact match. Needs `temperature` above 0
+    (greedy decoding writes the same answer k times)."""
+
     @model_validator(mode="after")
     def _both_tags(self) -> GenerationLimits:
         if bool(self.think_start) != bool(self.think_end):
             raise ValueError("give both think_start and think_end, or leave both empty")
         return self
+
+    @model_validator(mode="after")
+    def _sampling(self) -> GenerationLimits:
+        greedy = not self.temperature
+        if greedy and (self.top_p is not None or self.top_k is not None):
+            raise ValueError("top_p and top_k apply to sampling: set temperature above 0")
+        if greedy and self.repeats > 1:
+            raise ValueError(
+                f"repeats: {self.repeats} with greedy decoding gives the same answer "
+                f"{self.repeats} times: set temperature above 0 (the model card's value)"
+            )
+        return self
+
+    @property
+    def samples(self) -> bool:
+        """Whether generation samples (temperature above 0)."""
+        return bool(self.temperature)
+
+
+class ServerSpec(_Strict):
+    """A serving engine harness starts inside the model's sandbox (`backend: server`)."""
+
+    command: Annotated[list[str], Field(min_length=1)]
+    """The engine's command line, as a list of arguments, run inside the sandbox. `{model}`
+    is replaced by the model's file (the GGUF file, else the model directory), `{port}` by the
+    loopback port harness chose, `{host}` by 127.0.0.1. Example:
+    `[python, -m, llama_cpp.server, --model, "{model}", --port, "{port}"]`."""
+
+    ready_timeout: Annotated[float, Field(gt=0)] = 300.0
+    """Seconds to wait for the engine to answer on its port before the model fails."""
+
+    api: Literal["completions", "chat-completions"] = "completions"
+    """The OpenAI-compatible API scored through: lm-eval's `local-completions` (loglikelihood
+    and generation) or `local-chat-completions` (generation only)."""
+
+    model_name: str | None = None
+    """The model name sent in each request; default: what the engine lists at `/v1/models`."""
 
 
 class ModelSpec(_Strict):
@@ -102,12 +161,25 @@ class ModelSpec(_Strict):
     generation: GenerationLimits = GenerationLimits()
     """Limits for generation tasks."""
 
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: Literal["hf", "vllm", "llamacpp", "server"] = "hf"
     """The engine that runs the model. `hf`: transformers, in this process, on `device` (or
     over every GPU of this node with `device_map: auto`). `vllm`: vLLM through lm-eval's vLLM
     model, split over GPUs and nodes by `tensor_parallel_size`, `pipeline_parallel_size` and
     `nodes`, for models no single GPU holds (docs/multi-gpu.md). vLLM is not a dependency of
-    harness: install it on the GPU server."""
+    harness: install it on the GPU server. `llamacpp`: a GGUF file as it is, quantized,
+    through llama-cpp-python, in the sandboxed worker (docs/llamacpp.md). `server`: an
+    OpenAI-compatible serving engine, started from `server.command` inside the sandbox, or
+    already running at `endpoint` (docs/serving.md)."""
+
+    server: ServerSpec | None = None
+    """Backend server: the engine to start inside the sandbox."""
+
+    endpoint: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    """Backend server: the base URL (`http://127.0.0.1:8000/v1`) of an engine already running
+    on this host. It runs outside the sandbox: every report says the proof does not cover it."""
+
+    threads: Annotated[int, Field(ge=1)] | None = None
+    """Backend llamacpp: CPU threads llama.cpp uses; None: the cores this process may use."""
 
     device_map: Literal["auto"] | None = None
     """Backend hf: `auto` spreads the layers over every GPU of this node (accelerate's
@@ -152,12 +224,35 @@ class ModelSpec(_Strict):
             for name in ("tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization")
             if getattr(self, name) is not None
         ] + (["nodes"] if self.nodes != 1 else [])
-        if self.backend == "hf" and vllm_only:
+        if self.backend != "vllm" and vllm_only:
             raise ValueError(
                 f"{', '.join(vllm_only)} appl{'ies' if len(vllm_only) == 1 else 'y'} only to "
                 "`backend: vllm`; with backend hf, spread a model over the GPUs of this node "
                 "with `device_map: auto`"
             )
+        if self.backend == "server":
+            if (self.server is None) == (self.endpoint is None):
+                raise ValueError(
+                    "backend server needs exactly one of `server` (a command harness starts "
+                    "inside the sandbox) or `endpoint` (an engine already running on this host)"
+                )
+        elif self.server is not None or self.endpoint is not None:
+            raise ValueError("`server` and `endpoint` apply only to `backend: server`")
+        if self.threads is not None and self.backend != "llamacpp":
+            raise ValueError("`threads` applies only to `backend: llamacpp`")
+        if self.backend == "llamacpp":
+            if self.gguf_file is None:
+                raise ValueError(
+                    "backend llamacpp runs a GGUF file: give `gguf_file` (the .gguf file in "
+                    "path, repo or package)"
+                )
+            if self.device_map is not None:
+                raise ValueError("device_map applies only to backend hf")
+            if self.trust_remote_code:
+                raise ValueError(
+                    "trust_remote_code applies to transformers and vLLM; llama.cpp runs no "
+                    "code shipped with the weights"
+                )
         if self.device_map == "auto" and self.device not in ("auto", "cuda"):
             raise ValueError(
                 f"device_map: auto spreads the model over every GPU of this node; it cannot go "
@@ -444,6 +539,25 @@ class RunConfig(_Strict):
                 f"model {', '.join(spread)} runs on several nodes, which offline mode isolate "
                 "cannot reach: its network namespace has only loopback. Use mode strict with "
                 "kernel_block: false, on a cluster network with no route out (docs/multi-gpu.md)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _server_loopback(self) -> RunConfig:
+        served = ", ".join(m.id for m in self.models if m.backend == "server")
+        if not served:
+            return self
+        # Scoring goes over TCP on loopback to the engine (docs/serving.md).
+        if not self.offline.allow_loopback:
+            raise ValueError(
+                f"backend server (model {served}) is scored over TCP on loopback: "
+                "set `offline: {allow_loopback: true}`"
+            )
+        if not self.offline.sandbox and self.offline.kernel_block:
+            raise ValueError(
+                f"backend server (model {served}) without the sandbox needs TCP on loopback, "
+                "which offline.kernel_block denies to every IP socket: keep the sandbox "
+                "(`offline: {sandbox: true}`, the default), or set `kernel_block: false`"
             )
         return self
 

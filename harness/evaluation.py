@@ -22,6 +22,14 @@ def make_lm(loaded: LoadedModel, spec: ModelSpec, generation_store=None):
     vLLM runs (`harness.models.engines.start_vllm`) is lm-eval's `VLLM` already."""
     if spec.backend == "vllm":
         return loaded.model
+    if spec.backend == "llamacpp":
+        from harness.models.llamacpp import make_llamacpp_lm
+
+        return make_llamacpp_lm(loaded, spec)
+    if spec.backend == "server":
+        from harness.models.server import make_server_lm
+
+        return make_server_lm(loaded, spec)
     from harness.generation import ReasoningAwareHFLM, ThinkTags
 
     limits = spec.generation
@@ -65,12 +73,23 @@ def evaluate_suite(
 
     Settings whose defaults changed between lm-eval releases are given explicitly. `use_cache`
     is lm-eval's request cache: a path prefix that must be this model's alone; lm-eval opens it
-    as `ResumingRequestCache` here.
+    as `ResumingRequestCache` here. The model's sampling settings go to every generation task,
+    its seed to lm-eval's seeds, and `repeats` asks each for k answers (`harness.repeats`).
     """
     import lm_eval.api.model
     import lm_eval.evaluator
     from lm_eval import simple_evaluate
 
+    from harness.repeats import lm_eval_seeds, sample_each, sampling_kwargs
+
+    limits = spec.generation
+    if limits.repeats > 1:  # k answers per item, each scored (lm-eval's repeats keep the first)
+        suite = build_suite(task_manager, suite) if isinstance(suite, str) else suite
+        sample_each(task_manager.load(suite)["tasks"].values(), limits.repeats)
+    lm.sampling_seed = limits.seed  # ReasoningAwareHFLM seeds each sampled batch from it
+    gen_kwargs = sampling_kwargs(limits)
+    if limits.max_new_tokens:
+        gen_kwargs["max_gen_toks"] = limits.max_new_tokens
     lm_eval.evaluator.add_env_info = _environment_once
     lm_eval.evaluator.get_git_commit_hash = _git_hash_quietly
     caching = lm_eval.api.model.CachingLM
@@ -85,11 +104,8 @@ def evaluate_suite(
             log_samples=True,
             apply_chat_template=spec.chat_template,
             fewshot_as_multiturn=False,
-            gen_kwargs=(
-                {"max_gen_toks": spec.generation.max_new_tokens}
-                if spec.generation.max_new_tokens
-                else None
-            ),
+            gen_kwargs=gen_kwargs or None,
+            **lm_eval_seeds(limits.seed),
             use_cache=use_cache,
             cache_requests=False,
             check_integrity=False,
@@ -276,7 +292,8 @@ def sample_records(
 
     For generation, `generations_for(task, doc_id, arguments)` (`ReasoningAwareHFLM`'s) adds
     what the model wrote before its thinking was removed and whether the answer ran into the
-    token limit."""
+    token limit. An item sampled k times (`harness.repeats`) has its k `answers`, each one's
+    `sample_metrics` and `sample_correct`, and in `metrics` their means."""
     records = []
     for sample in samples:
         arguments = sample.get("arguments") or []
@@ -292,9 +309,19 @@ def sample_records(
                 answer=answer,
                 loglikelihoods=logliks,
             )
+        elif sampled := _sampled_answers(sample):
+            # k answers (`harness.repeats`): each with its metrics; `metrics` holds their means
+            record.update(
+                target=_plain(sample.get("target")),
+                filter=sample.get("filter"),
+                answers=_plain(list(sampled)),
+                sample_metrics=sampled.metrics,
+                sample_correct=[_correct(m) for m in sampled.metrics],
+            )
         else:
             responses = sample.get("filtered_resps") or sample.get("resps") or []
             record.update(target=_plain(sample.get("target")), answer=_plain(_first(responses)))
+        if output_type != "multiple_choice":
             made = generations_for(task, sample.get("doc_id"), arguments) if generations_for else []
             if made:
                 record.update(
@@ -310,10 +337,23 @@ def sample_records(
             if k in SAMPLE_METRICS and isinstance(_plain(v), (int, float, bool))
         }
         record["metrics"] = metric_values
-        correct = metric_values.get("acc", metric_values.get("exact_match"))
-        record["correct"] = bool(correct) if correct is not None else None
+        correct = None if "answers" in record else _correct(metric_values)
+        record["correct"] = correct  # an item of k answers: `sample_correct`, one per answer
         records.append(record)
     return records
+
+
+def _sampled_answers(sample: dict[str, Any]):
+    """An item's k answers with their metrics (`harness.repeats.SampledAnswers`), or None."""
+    from harness.repeats import SampledAnswers
+
+    found = sample.get("filtered_resps") or []
+    return found[0] if len(found) == 1 and isinstance(found[0], SampledAnswers) else None
+
+
+def _correct(metric_values: dict[str, Any]) -> bool | None:
+    correct = metric_values.get("acc", metric_values.get("exact_match"))
+    return bool(correct) if correct is not None else None
 
 
 SAMPLE_METRICS = ("acc", "acc_norm", "exact_match", "f1", "bleu")

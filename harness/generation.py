@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -27,51 +26,12 @@ from lm_eval.models.utils import normalize_gen_kwargs
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from harness.shared_prefix import SharedPrefixLoglikelihood
+from harness.thinking import Generation, ThinkTags, _cut, split_answer  # noqa: F401 (re-exported)
+
+_DEFAULT_TAGS = ThinkTags()
 
 _LOOKBACK = 2
 """Tokens looked back beyond a stop sequence's own length (it may be tokenized differently)."""
-
-
-@dataclass(frozen=True)
-class ThinkTags:
-    """The markers around a reasoning model's thinking."""
-
-    start: str = "<think>"
-    end: str = "</think>"
-
-
-@dataclass
-class Generation:
-    """One generated answer as the model wrote it, and what was scored."""
-
-    raw: str
-    answer: str
-    tokens: int
-    thought: bool
-    hit_token_limit: bool
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def split_answer(raw: str, stops: list[str], tags: ThinkTags | None, opened: bool) -> str:
-    """The scored answer in a raw generation: after the thinking, up to the first stop sequence.
-
-    `opened` says the prompt itself ended inside a think block (a chat template that starts it).
-    A generation whose thinking never closes has no answer."""
-    text = raw
-    if tags is not None and (opened or raw.lstrip().startswith(tags.start)):
-        if tags.end not in raw:
-            return ""
-        text = raw.rsplit(tags.end, 1)[1].lstrip()
-    return _cut(text, stops)
-
-
-def _cut(text: str, stops: list[str]) -> str:
-    for stop in stops:
-        if stop:
-            text = text.split(stop, 1)[0]
-    return text
 
 
 class _AnswerStop(StoppingCriteria):
@@ -80,7 +40,9 @@ class _AnswerStop(StoppingCriteria):
     Per row: undecided while the text so far could still become the think tag, then thinking
     until the end tag, then answering. After thinking, the whitespace before the answer is
     skipped (it is stripped from the answer too). Only the last few tokens are decoded per step,
-    as lm-eval's own stop criterion does."""
+    as lm-eval's own stop criterion does, and every row's window in one `batch_decode` call from
+    one copy of the batch's last tokens: a call per row per step, each converting a tensor, made
+    generation slower than lm-eval's."""
 
     def __init__(
         self, tokenizer, stops, prompt_length, opened, tags: ThinkTags | None, answer_limit: int
@@ -107,9 +69,24 @@ class _AnswerStop(StoppingCriteria):
     def __call__(self, input_ids, scores, **kwargs):
         generated = input_ids[:, self.prompt_length :]
         length = generated.shape[1]
-        for row in range(len(self.done)):
-            if not self.done[row]:
-                self._step(row, generated[row], length)
+        rows = range(len(self.done))
+        undecided = {r: 0 for r in rows if not self.done[r] and self.thinking[r] is None}
+        for row, text in self._decode(generated, length, undecided).items():
+            self._decide(row, text)
+        starts = {}
+        for row in rows:
+            if self.done[row] or self.thinking[row] is None:
+                continue
+            answer_from = self.answer_from[row]
+            if answer_from is None:  # thinking: look for the end tag
+                starts[row] = max(0, length - self.end_lookback)
+            elif not self.answer_begun[row]:
+                starts[row] = answer_from
+            else:
+                starts[row] = max(answer_from, length - self.lookback)
+        for row, text in self._decode(generated, length, starts).items():
+            self._read(row, text, starts[row], length)
+        for row in rows:
             # The answer's limit counts from its first token; until a row is known to think,
             # from the first token generated, as lm-eval counts.
             answer_from = self.answer_from[row]
@@ -120,38 +97,46 @@ class _AnswerStop(StoppingCriteria):
                     self.done[row] = self.cut[row] = True
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
-    def _step(self, row: int, ids, length: int) -> None:
-        if self.thinking[row] is None:
-            text = self._decode(ids)
-            stripped = text.lstrip()
-            if stripped.startswith(self.tags.start):
-                self.thinking[row] = True
-            elif self.tags.start.startswith(stripped):
-                self.done[row] = any(stop in text for stop in self.stops)
-                return
-            else:
-                self.thinking[row], self.answer_from[row] = False, 0
-                self.answer_begun[row] = True
+    def _decide(self, row: int, text: str) -> None:
+        """An undecided row, all its text so far: does it think?"""
+        stripped = text.lstrip()
+        if stripped.startswith(self.tags.start):
+            self.thinking[row] = True
+        elif self.tags.start.startswith(stripped):
+            self.done[row] = any(stop in text for stop in self.stops)
+        else:
+            self.thinking[row], self.answer_from[row] = False, 0
+            self.answer_begun[row] = True
+
+    def _read(self, row: int, text: str, start: int, length: int) -> None:
+        """A decided row, its text from token `start`: has the thinking ended, the answer
+        begun, a stop sequence appeared?"""
         if self.answer_from[row] is None:
-            if self.tags.end in self._decode(ids[-self.end_lookback :]):
+            if self.tags.end in text:
                 self.answer_from[row] = length
             return
         if not self.answer_begun[row]:
-            text = self._decode(ids[self.answer_from[row] :])
             if not text.strip():
                 self.answer_from[row] = length  # whitespace only so far: skip it
                 return
             self.answer_begun[row] = True
             self.done[row] = any(stop in text.lstrip() for stop in self.stops)
             return
-        start = max(self.answer_from[row], length - self.lookback)
-        window = self._decode(ids[start:])
         if start == self.answer_from[row] and self.thinking[row]:
-            window = window.lstrip()
-        self.done[row] = any(stop in window for stop in self.stops)
+            text = text.lstrip()
+        self.done[row] = any(stop in text for stop in self.stops)
 
-    def _decode(self, ids) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
+    def _decode(self, generated, length: int, starts: dict[int, int]) -> dict[int, str]:
+        """The text of each row in `starts` from its start token, in one call."""
+        if not starts:
+            return {}
+        first = min(starts.values())
+        tails = generated[list(starts), first:].tolist()
+        windows = [
+            tail[start - first :] for tail, start in zip(tails, starts.values(), strict=True)
+        ]
+        texts = self.tokenizer.batch_decode(windows, skip_special_tokens=False)
+        return dict(zip(starts, texts, strict=True))
 
 
 class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
@@ -165,7 +150,7 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
     def __init__(
         self,
         *args,
-        think_tags: ThinkTags | None = ThinkTags(),
+        think_tags: ThinkTags | None = _DEFAULT_TAGS,
         think_budget: int = 0,
         generation_store: Path | None = None,
         **kwargs,
@@ -233,6 +218,12 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
         if kwargs.get("do_sample") is False or kwargs.get("temperature") == 0.0:
             kwargs.pop("temperature", None)
             kwargs["do_sample"] = False
+        if kwargs.get("do_sample"):
+            self._seed_batch(contexts, settings)
+            # Only what the request sets: not transformers' default top_k 50, nor the model's
+            # generation_config (which vLLM and servers would not apply the same way).
+            kwargs.setdefault("top_k", 0)
+            kwargs.setdefault("top_p", 1.0)
         window = self.max_length - max_new
         if window <= 0:
             raise ValueError(
@@ -282,6 +273,17 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
                 )
             )
         return results
+
+    def _seed_batch(self, contexts: list[str], settings: dict) -> None:
+        """Seed torch for one sampled batch from the run's seed and the batch itself
+        (`harness.repeats.batch_seed`), so a seeded run, and a resumed one, samples the same."""
+        from harness.repeats import batch_seed
+
+        key = (tuple(contexts), repr(sorted(settings.items())))
+        draws = self.__dict__.setdefault("_draws", defaultdict(int))
+        seed = getattr(self, "sampling_seed", 1234)
+        torch.manual_seed(batch_seed(seed, contexts, settings, draws[key]))
+        draws[key] += 1
 
     def _prompt_opens_thinking(self, prompt_ids) -> bool:
         if self.think_tags is None:

@@ -76,6 +76,22 @@ class SampleCounts(_Record):
     effective: int
 
 
+class RepeatsResult(_Record):
+    """A generation task sampled k times per item (`generation.repeats`, `harness.repeats`)."""
+
+    k: int
+    """Samples per item."""
+    metric: str
+    """The metric summarized (the task's primary one, `exact_match`)."""
+    items: int
+    mean: float
+    """Mean over items of each item's mean over its k samples (lm-eval's score for the task)."""
+    stderr: float | None
+    """Standard error of `mean` over items (None for one item)."""
+    pass_at_k: dict[int, float] = {}
+    """For exact match: pass@1 and pass@k, the unbiased estimator of Chen et al. (2021)."""
+
+
 class TaskResult(_Record):
     """One task (or group) of a suite as scored: lm-eval's metric entries as given."""
 
@@ -91,6 +107,8 @@ class TaskResult(_Record):
     """lm-eval's hash of the task's items, prompts and targets as asked (its `task_hashes`)."""
     chance: float | None = None
     """Multiple choice: the expected accuracy of uniform guessing (mean of 1/choices)."""
+    repeats: RepeatsResult | None = None
+    """For a generation task sampled k times per item: the summary over its samples."""
 
 
 class SuiteResult(_Record):
@@ -133,6 +151,23 @@ class StandIn(_Record):
     """What ran instead."""
 
 
+class ServerRecord(_Record):
+    """The serving engine a model was scored through (`backend: server`)."""
+
+    endpoint: str
+    """host:port the engine answered on (in the worker's namespace when harness started it)."""
+    local_endpoint: str | None = None
+    """host:port the worker connected to in its own namespace: the engine's, or for an
+    `endpoint` in a sandboxed run, the forwarder to the supervisor's relay."""
+    command: list[str] | None = None
+    """The engine's command line, as harness started it; None for an `endpoint`."""
+    started_by_harness: bool
+    """True: started by harness (inside the sandbox when the run is sandboxed); False: an
+    engine already running on this host, outside the sandbox and the proof."""
+    echo_logprobs_aligned: bool | None = None
+    """Whether its echoed log-probabilities follow the OpenAI layout lm-eval reads."""
+
+
 class ModelRecord(_Record):
     status: Literal["running", "ok", "failed", "skipped", "interrupted"]
     error: str | None = None
@@ -151,6 +186,8 @@ class ModelRecord(_Record):
     converted_from: dict[str, Any] | None = None
     tokenizer: dict[str, Any] | None = None
     throughput: dict[str, Any] | None = None
+    server: ServerRecord | None = None
+    """Backend server: the engine scored through."""
 
 
 class Attempt(_Record):
@@ -250,6 +287,30 @@ class IsolationRecord(_Record):
     reason: str | None = None
 
 
+class LoopbackConnection(_Record):
+    """One TCP socket on loopback in a worker's network namespace, as the supervisor first saw
+    it in the namespace's TCP table."""
+
+    model: str
+    local_port: int
+    remote_port: int
+    """0 for a listening socket."""
+    state: str
+    """The state first seen: LISTEN, ESTABLISHED, TIME_WAIT, ..."""
+    time: str
+
+
+class RelayRecord(_Record):
+    """The supervisor's relay from a sandboxed worker to an `endpoint` outside the sandbox."""
+
+    model: str
+    endpoint: str
+    """host:port, the only address the relay connects to."""
+    streams: int
+    bytes_to_endpoint: int
+    bytes_from_endpoint: int
+
+
 class OfflineRecord(_Record):
     policy: dict[str, Any]
     set_offline_env: bool
@@ -261,6 +322,11 @@ class OfflineRecord(_Record):
     isolation: IsolationRecord
     attempts: list[Attempt] = []
     files: AttestedFiles = AttestedFiles()
+    loopback: list[LoopbackConnection] = []
+    """TCP sockets on loopback inside each worker's namespace, seen by the supervisor
+    (`harness.sandbox.loopback`)."""
+    relayed: list[RelayRecord] = []
+    """Streams the supervisor relayed to an `endpoint` outside the sandbox."""
 
 
 class GateCheckRecord(_Record):

@@ -100,11 +100,15 @@ class ModelScoring:
         lm = loaded = tokenizer = None
         self.scored_items: list[tuple[str, dict]] = []
         try:
-            device, dtype = planned_placement(spec)
+            device, dtype = planned_placement(spec, source)
             cache = self.open_cache(spec, entry, device, dtype)
             cached = self.cached_suites(cache)
             if len(cached) < len(self.config.suites):
-                converted = self.converted_gguf(source, entry, dtype)
+                converted = (
+                    None
+                    if spec.backend in ("server", "llamacpp")
+                    else self.converted_gguf(source, entry, dtype)
+                )
                 where = "its converted copy" if converted and converted.ready() else None
                 self.say(f"{spec.id}: loading {where or source.describe()}")
                 with self.phases.phase("model_load", self.peaks):
@@ -113,6 +117,15 @@ class ModelScoring:
 
                         plan = self.data.get("preflight", {}).get("models", {}).get(spec.id)
                         loaded = start_vllm(spec, source, plan)
+                    elif spec.backend == "server":
+                        from harness.models.server import start_server
+
+                        loaded = start_server(spec, source)
+                        entry["server"] = loaded.model.describe()
+                    elif spec.backend == "llamacpp":
+                        from harness.models.llamacpp import load_llamacpp
+
+                        loaded = load_llamacpp(spec, source)
                     else:
                         loaded = load_model(spec, source, converted)
                 tokenizer = loaded.tokenizer
@@ -129,7 +142,12 @@ class ModelScoring:
                     cache.store_model_facts(facts)
             else:
                 self.say(f"{spec.id}: every suite is in the cache; loading the tokenizer only")
-                tokenizer = load_tokenizer(spec, source)
+                if spec.backend == "llamacpp":
+                    from harness.models.llamacpp import load_llamacpp_tokenizer
+
+                    tokenizer = load_llamacpp_tokenizer(spec, source)
+                else:
+                    tokenizer = load_tokenizer(spec, source)
                 entry.update(**(cache.load_model_facts() or {}), load_seconds=None)
         except HarnessError as exc:
             entry.update(status="failed", error=str(exc))
@@ -163,6 +181,8 @@ class ModelScoring:
             entry["status"] = "failed" if failed else "ok"
             self.save()  # a worker's last word on its model; the supervisor keeps it
         finally:
+            if loaded is not None and spec.backend == "server":
+                loaded.model.stop()  # the serving engine, started by `start_server`
             del lm, loaded, tokenizer
             gc.collect()
             _free_accelerator_memory()
@@ -173,7 +193,7 @@ class ModelScoring:
         reads is bound read-only: `prepare_gguf`)."""
         from harness.models.load import planned_placement
 
-        device, dtype = planned_placement(spec)
+        device, dtype = planned_placement(spec, source)
         cache = self.open_cache(spec, dict(entry), device, dtype)
         return [] if cache is None else [cache.directory]
 
@@ -194,9 +214,11 @@ class ModelScoring:
         (the model will not load). Returns the entry, or None to load the GGUF file itself."""
         from harness.models.load import planned_placement
 
+        if spec.backend == "llamacpp":
+            return None  # llama.cpp reads the GGUF file as it is
         device, dtype = planned_placement(spec)
         converted = self.converted_gguf(source, entry, dtype)
-        if converted is None:
+        if converted is None or spec.backend == "server":  # the engine reads the file itself
             return None
         cache = self.open_cache(spec, dict(entry), device, dtype)
         if len(self.cached_suites(cache)) == len(self.config.suites):
@@ -262,9 +284,11 @@ class ModelScoring:
             evaluate_suite,
             generation_summary,
             output_types,
+            primary_metric,
             sample_records,
             task_metrics,
         )
+        from harness.repeats import task_summary
 
         started = time.perf_counter()
         if hasattr(lm, "generations"):  # lm-eval's vLLM model keeps no record of its own
@@ -307,6 +331,8 @@ class ModelScoring:
                     tasks[task]["task_hash"] = digest
                 if summary := generation_summary(rows):
                     tasks[task]["generation"] = summary
+                if repeats := task_summary(rows, primary_metric(tasks[task].get("metrics", {}))[0]):
+                    tasks[task]["repeats"] = repeats  # k answers per item: mean, stderr, pass@k
                 kept[task] = rows
             result = {
                 "status": "ok",

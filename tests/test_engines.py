@@ -17,6 +17,7 @@ from harness.capacity.memory import GIB
 from harness.capacity.preflight import check_fits, plan_models
 from harness.config import ModelSpec, RunConfig, load_config
 from harness.errors import BadInputError, ConfigError
+from harness.generation import ThinkTags
 from harness.models.engines import (
     ENGINE_ONLY_ARGS,
     ENGINE_SEED,
@@ -90,7 +91,7 @@ def test_defaults_keep_a_model_on_one_device_with_transformers():
         ({"backend": "vllm", "tensor_parallel_size": 0}, "greater than or equal to 1"),
         ({"backend": "vllm", "gpu_memory_utilization": 1.5}, "less than or equal to 1"),
         ({"backend": "vllm", "gpu_memory_utilization": 0}, "greater than 0"),
-        ({"backend": "sglang"}, "'hf' or 'vllm'"),
+        ({"backend": "sglang"}, "'llamacpp' or 'server'"),
     ],
 )
 def test_engine_settings_that_contradict_each_other_are_errors(tmp_path, fields, message):
@@ -460,3 +461,237 @@ def test_device_map_auto_without_a_gpu_is_refused_before_loading(tiny_model_dir)
     model = ModelSpec(id="tiny", path=tiny_model_dir, device_map="auto")
     with pytest.raises(BadInputError, match="torch sees no GPU here"):
         load_model(model, resolve_model_source(model))
+
+
+# Think-aware generation under vLLM (harness.models.vllm_thinking). Everything but the call to
+# vLLM runs here, with a real tokenizer (the tiny model's, trained on the smoke suite's text).
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from harness.families.tiny import train_tokenizer
+
+    from .conftest import suite_text
+
+    return train_tokenizer(suite_text())
+
+
+THINK = ThinkTags()
+
+
+def plan_for(tokenizer, context="Question: 2+2?\nAnswer:", **overrides):
+    from harness.models.vllm_thinking import plan_generation
+
+    settings = {"until": ["\n"], "max_gen_toks": 8, "do_sample": False}
+    settings.update(overrides.pop("gen_kwargs", {}))
+    options = {
+        "eos": tokenizer.eos_token,
+        "default_max_gen_toks": 256,
+        "max_model_len": 512,
+        "tags": THINK,
+        "think_budget": 64,
+        "seed": 1234,
+    } | overrides
+    return plan_generation(context, tokenizer.encode(context), settings, **options)
+
+
+def read(tokenizer, plan, text: str, *, finished=True, eos=True):
+    from harness.models.vllm_thinking import read_generation
+
+    ids = tokenizer.encode(text) + ([tokenizer.eos_token_id] if eos else [])
+    return read_generation(
+        tokenizer, ids, plan, THINK, finished=finished, eos_ids={tokenizer.eos_token_id}
+    )
+
+
+def test_decoded_pieces_join_to_the_decoded_text(tokenizer):
+    from harness.models.vllm_thinking import decode_pieces
+
+    text = "<think>ভারতের রাজধানী</think> 서울입니다 é\nThe capital"
+    ids = tokenizer.encode(text)
+    pieces = list(decode_pieces(tokenizer, ids))
+    assert len(pieces) == len(ids)
+    assert "".join(pieces) == tokenizer.decode(ids) == text
+    assert "" in pieces  # characters of several bytes come whole, after their last byte
+
+
+def test_a_thinking_model_gets_its_budget_on_top_of_the_answers_limit(tokenizer):
+    plan = plan_for(tokenizer)
+    assert (plan.answer_limit, plan.max_tokens) == (8, 8 + 64)
+    # vLLM stops only at the end of sequence; "\n" applies to the answer, afterwards.
+    assert plan.engine_stops == [tokenizer.eos_token] and "\n" in plan.stops
+    assert plan.sampling["seed"] == 1234 and plan.sampling["temperature"] == 0.0
+    assert plan.context == tokenizer.encode("Question: 2+2?\nAnswer:") and not plan.opened
+    # Within the context window: the budget takes what the prompt and the answer leave.
+    prompt = len(plan.context)
+    tight = plan_for(tokenizer, max_model_len=prompt + 8 + 10)
+    assert tight.max_tokens == 8 + 10
+    opened = plan_for(tokenizer, context="Question: 2+2?\n<think>")
+    assert opened.opened
+
+
+def test_a_model_without_think_tags_is_planned_as_lm_eval_plans_it(tokenizer):
+    plan = plan_for(
+        tokenizer,
+        tags=None,
+        gen_kwargs={"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20},
+    )
+    assert plan.max_tokens == plan.answer_limit == 8
+    assert plan.engine_stops == plan.stops == ["\n", tokenizer.eos_token]
+    assert {k: plan.sampling[k] for k in ("temperature", "top_p", "top_k", "seed")} == {
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "top_k": 20,
+        "seed": 1234,
+    }
+
+
+def test_stop_sequences_apply_to_the_answer_only(tokenizer):
+    plan = plan_for(tokenizer)
+    made = read(tokenizer, plan, "<think>four\nitems\nsum</think> 4\nQuestion: more")
+    assert (made.answer, made.thought, made.hit_token_limit) == ("4", True, False)
+    # What vLLM wrote after the stop is dropped: the record ends where generation would have.
+    assert made.raw.startswith("<think>four\nitems\nsum</think> 4\n")
+    assert "more" not in made.raw
+    assert made.tokens < len(tokenizer.encode("<think>four\nitems\nsum</think> 4\nQuestion: more"))
+
+
+def test_thinking_longer_than_the_answers_limit_still_answers(tokenizer):
+    """lm-eval's own VLLM gives thinking and answer the task's 8 tokens together: this model
+    would have no answer there."""
+    plan = plan_for(tokenizer)
+    thinking = "<think>" + "The capital of France is Paris. " * 2 + "</think>"
+    assert len(tokenizer.encode(thinking)) > plan.answer_limit
+    made = read(tokenizer, plan, thinking + "Paris")
+    assert (made.answer, made.hit_token_limit) == ("Paris", False)
+
+
+def test_thinking_past_its_budget_has_no_answer_and_hit_the_limit(tokenizer):
+    plan = plan_for(tokenizer, think_budget=4)
+    text = "<think>" + "The capital of France is Paris. " * 5
+    ids = tokenizer.encode(text)[: plan.max_tokens]  # vLLM stops at max_tokens
+    from harness.models.vllm_thinking import read_generation
+
+    made = read_generation(
+        tokenizer, ids, plan, THINK, finished=False, eos_ids={tokenizer.eos_token_id}
+    )
+    assert (made.answer, made.thought, made.hit_token_limit) == ("", True, True)
+    assert made.tokens == plan.max_tokens == 12
+
+
+def test_the_answer_is_held_to_its_own_limit(tokenizer):
+    # 7 tokens: "<think>" takes 6 here, and until the model is seen to think its first
+    # tokens count against the answer's limit (as lm-eval and the hf path count).
+    plan = plan_for(tokenizer, gen_kwargs={"max_gen_toks": 7})
+    made = read(tokenizer, plan, "<think>x</think> The capital of France is Paris.")
+    assert made.hit_token_limit and made.thought
+    answer_tokens = tokenizer.encode(made.answer)
+    assert 0 < len(answer_tokens) <= 7 and "Paris" not in made.answer
+
+
+def test_an_answer_without_thinking_is_lm_evals_answer(tokenizer):
+    from lm_eval.models.utils import postprocess_generated_text
+
+    plan = plan_for(tokenizer, gen_kwargs={"max_gen_toks": 64})  # think tags set; no thinking
+    text = "The capital of France is Paris.\nQuestion"
+    made = read(tokenizer, plan, text, eos=False)
+    assert made.answer == postprocess_generated_text(text, ["\n"], None)
+    assert not made.thought and not made.hit_token_limit
+
+
+class ScriptedEngine:
+    """The one stand-in: vLLM itself (it needs a GPU and is not installed here). It answers
+    each prompt with the token ids of a scripted text, as vLLM's `RequestOutput`s hold them,
+    and keeps the `SamplingParams` (as plain dicts) it was given. Everything else is
+    harness's real code with a real tokenizer."""
+
+    def __init__(self, tokenizer, script: dict[str, str], max_tokens_seen: list):
+        self.tokenizer = tokenizer
+        self.script = script
+        self.params = max_tokens_seen
+
+    def generate(self, prompts: list[list[int]], params: list[dict]):
+        outputs = []
+        for prompt, settings in zip(prompts, params, strict=True):
+            self.params.append(settings)
+            text = self.script[self.tokenizer.decode(prompt)]
+            ids = self.tokenizer.encode(text) + [self.tokenizer.eos_token_id]
+            cut = ids[: settings["max_tokens"]]
+            done = SimpleNamespace(
+                token_ids=cut, finish_reason="stop" if len(cut) == len(ids) else "length"
+            )
+            outputs.append(SimpleNamespace(outputs=[done]))
+        return outputs
+
+
+def scripted_lm(tokenizer, script, seen, **thinking):
+    from lm_eval.api.model import CacheHook
+
+    from harness.models.vllm_thinking import ThinkAwareGeneration
+
+    engine = ScriptedEngine(tokenizer, script, seen)
+
+    class ScriptedVLLM(ThinkAwareGeneration):
+        max_length = 512
+        max_gen_toks = 256
+        batch_size = "auto"
+        cache_hook = CacheHook(None)
+
+        def __init__(self):
+            self.tokenizer = tokenizer
+            self.eot_token_id = tokenizer.eos_token_id
+            self._setup_thinking(**thinking)
+
+        def tok_encode(self, strings):
+            return [tokenizer.encode(s) for s in strings]
+
+        def _model_generate(self, requests, generate, sampling_params):
+            return engine.generate(requests, sampling_params)
+
+        @staticmethod
+        def _sampling_params(**kwargs):
+            return kwargs
+
+    return ScriptedVLLM()
+
+
+def test_generate_until_answers_in_order_records_and_seeds_each_repeat(tokenizer):
+    from lm_eval.api.instance import Instance
+
+    script = {
+        "Q: capital of France?\nA:": "<think>France\nParis</think> Paris\nQ: more",
+        "Q: 2+2?\nA:": " 4\nQ: 3+3?",
+    }
+    settings = {"until": ["\n"], "max_gen_toks": 6, "do_sample": True, "temperature": 0.7}
+    requests = [
+        Instance("generate_until", {}, (context, settings), 0, ("t", doc, 2))
+        for doc, context in enumerate(script)
+        for _ in range(2)  # lm-eval lists a request once per repeat
+    ]
+    seen: list = []
+    lm = scripted_lm(tokenizer, script, seen, think_tags=THINK, think_budget=32, generation_seed=7)
+    assert lm.generate_until(requests) == ["Paris", "Paris", " 4", " 4"]
+    assert sorted(p["seed"] for p in seen) == [7, 7, 8, 8]  # each repeat a seed of its own
+    assert {p["max_tokens"] for p in seen} == {6 + 32}
+    assert all(p["stop"] == [tokenizer.eos_token] and p["temperature"] == 0.7 for p in seen)
+    [first, second] = lm.generations_for("t", 0)
+    assert first.thought and first.answer == "Paris" and not first.hit_token_limit
+    assert not lm.generations_for("t", 1)[0].thought
+    assert lm.work["generated_tokens"] == sum(
+        g.tokens for doc in (0, 1) for g in lm.generations_for("t", doc)
+    )
+
+
+def test_start_vllm_gives_vllm_the_thinking_budget_and_the_runs_seed():
+    from harness.models.engines import vllm_thinking_args
+
+    model = spec(backend="vllm", generation={"think_budget": 4096, "seed": 99})
+    args = vllm_model_args(model, source(), ParallelLayout(), "bfloat16")
+    assert args["seed"] == 99
+    assert vllm_thinking_args(model) == {
+        "think_tags": THINK,
+        "think_budget": 4096,
+        "generation_seed": 99,
+    }
+    plain = spec(backend="vllm", generation={"think_start": "", "think_end": ""})
+    assert vllm_thinking_args(plain)["think_tags"] is None

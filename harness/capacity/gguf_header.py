@@ -164,3 +164,44 @@ def gguf_config(directory: Path, gguf_file: str) -> dict:
         except OSError:
             pass  # a read-only cache: read the header again next time
     return config
+
+
+_FILE_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
+    23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
+    29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
+    38: "MXFP4_MOE",
+}  # fmt: skip
+"""llama.cpp's `llama_ftype` (the `general.file_type` key): the quantization a file was made
+with, as llama.cpp's quantize tool names it."""
+
+
+def gguf_layout(path: Path) -> tuple[str, int]:
+    """(quantization name, bytes of tensor data) of a GGUF file: what llama.cpp maps into
+    memory as it is (`backend: llamacpp`), unlike transformers, which dequantizes."""
+    try:
+        metadata, _ = read_header(path)
+        with (
+            open(path, "rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as blob,
+        ):
+            _, tensors, count = struct.unpack_from("<IQQ", blob, 4)
+            pos = 24
+            for _ in range(count):  # the metadata again, to find where the tensor infos end
+                _, pos = _string(blob, pos)
+                (kind,) = struct.unpack_from("<I", blob, pos)
+                _, pos = _value(blob, pos + 4, kind)
+            for _ in range(tensors):
+                _, pos = _string(blob, pos)
+                (dims,) = struct.unpack_from("<I", blob, pos)
+                pos += 4 + 8 * dims + 12
+            size = len(blob)
+    except struct.error as exc:
+        raise ValueError(f"{path}: the GGUF header is cut short ({exc})") from None
+    alignment = int(metadata.get("general.alignment") or 32)
+    start = pos + (-pos % alignment)
+    file_type = metadata.get("general.file_type")
+    name = _FILE_TYPES.get(file_type, f"file type {file_type}") if file_type is not None else "?"
+    return name, max(size - start, 0)

@@ -275,6 +275,9 @@ def _plan_one(
     except (KeyError, TypeError, ValueError) as exc:
         note = f"its config cannot be counted ({type(exc).__name__}: {exc})"
         return ModelPlan(**unknown, config_source=origin, model_type=model_type, note=note)
+    if spec.backend == "llamacpp":
+        known = {"config_source": origin, "model_type": model_type, "parameters": parameters}
+        return _plan_llamacpp(spec, hardware, source, config, known)
     if spec.backend == "vllm" or spec.device_map == "auto":
         from harness.capacity.parallel import plan_spread
 
@@ -304,6 +307,41 @@ def _plan_one(
         available_bytes=available,
         gpus_needed=math.ceil((weights + working) / per_gpu),
         note=_notes(spec, gpu, config),
+    )
+
+
+def _plan_llamacpp(spec: ModelSpec, hardware: Hardware, source, config: dict, known: dict):
+    """llama.cpp's memory, from the GGUF file as it is: the tensor data it maps (quantized,
+    not dequantized), its key/value cache in float16 for the whole window it allocates up
+    front (n_ctx), and its compute buffer for a batch of `BATCH_TOKENS` tokens (the logits of
+    the batch over the vocabulary and one layer's working set)."""
+    from harness.capacity.gguf_header import gguf_layout
+    from harness.capacity.memory import activation_bytes, kv_cache
+    from harness.models.llamacpp import BATCH_TOKENS, context_length
+
+    if source is None:
+        from harness.models import resolve_model_source
+
+        source = resolve_model_source(spec)
+    quantization, tensor_bytes = gguf_layout(source.directory / source.gguf_file)
+    context = context_length(spec, config.get("max_position_embeddings"))
+    batch = min(BATCH_TOKENS, context)
+    return ModelPlan(
+        model=spec.id,
+        target="cpu",
+        batch=1,
+        **known,
+        dtype=quantization,
+        weights_format=f"GGUF {quantization}",
+        context=context,
+        weights_bytes=tensor_bytes,
+        kv_cache_bytes=kv_cache(config).per_token * context * 2,
+        logits_bytes=batch * config["vocab_size"] * 4,
+        activations_bytes=activation_bytes(config, batch, "float32"),
+        scorer="llama.cpp",
+        reserve_bytes=CPU_RESERVE_BYTES,
+        available_bytes=hardware.cpu_available_bytes,
+        backend="llamacpp",
     )
 
 

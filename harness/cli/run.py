@@ -331,6 +331,7 @@ def _print_outcome(result, mode: str) -> None:
     """After the run: its warnings, scope, scores, report path, failures and verdict; with -q
     only failures, errors and the verdict."""
     from harness.reports.signoff import sandbox_warning
+    from harness.sandbox.loopback import outside_warning
     from harness.scope import scope_lines
 
     record = result.record
@@ -338,6 +339,8 @@ def _print_outcome(result, mode: str) -> None:
     if not Verbosity.quiet:
         if warning := sandbox_warning(record):
             console.print(Text(warning, style="red"))
+        if outside := outside_warning(record):
+            console.print(Text(outside, style="red"))
         for line in scope_lines(record):
             console.print(Text(line, style="bold yellow"))
         _print_summary(record)
@@ -394,7 +397,9 @@ def _print_summary(record: RunRecord) -> None:
         if model.status == "skipped":
             plain_row(table, model_id, "—", "—", "—", Text("skipped: not here", "yellow"), "", "")
         if model.status == "failed" and not model.suites:
-            plain_row(table, model_id, "—", "—", "—", Text("failed to load", "red"), "", "")
+            # No suite finished: it failed to load, or its worker or engine died while scoring.
+            what = "failed to load" if model.load_seconds is None else "failed (see error)"
+            plain_row(table, model_id, "—", "—", "—", Text(what, "red"), "", "")
         for suite, result in model.suites.items():
             if result.status == "failed":
                 plain_row(table, model_id, suite, "—", "—", Text("failed", "red"), "", "")
@@ -404,12 +409,16 @@ def _print_summary(record: RunRecord) -> None:
                     continue  # a group without an aggregate score
                 name, value, stderr = primary_metric(task_result.metrics)
                 counts = task_result.n_samples
+                metric = name.split(",")[0]
+                if (repeats := task_result.repeats) is not None:  # value: mean over k samples
+                    top = repeats.pass_at_k.get(repeats.k)
+                    metric += f" k={repeats.k}" + (f" pass@{repeats.k} {top:.3f}" if top else "")
                 plain_row(
                     table,
                     model_id,
                     suite,
                     task,
-                    name.split(",")[0],
+                    metric,
                     f"{value:.3f}" if value is not None else "n/a",
                     f"{stderr:.3f}" if stderr is not None else "",
                     str(counts.effective) if counts else "",

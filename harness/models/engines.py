@@ -30,7 +30,7 @@ from harness.errors import BadInputError, ModelLoadError
 log = logging.getLogger("harness")
 
 ENGINE_SEED = 1234
-"""The seed vLLM is started with: lm-eval's default for it (harness's tasks decode greedily)."""
+"""The default of `generation.seed`, which vLLM is started with (lm-eval's default for it)."""
 
 ENGINE_ONLY_ARGS = frozenset(
     {"pipeline_parallel_size", "distributed_executor_backend", "gpu_memory_utilization"}
@@ -105,11 +105,12 @@ def vllm_model_args(spec: ModelSpec, source, layout: ParallelLayout, dtype: str)
     `ModelSource`) found, split as `layout` says, in `dtype` (a dtype name, never `auto`: the
     one the preflight planned, so the report says what ran).
 
-    `pretrained` is the local directory, never a repo id: vLLM then has nothing to look up. With
-    think tags, vLLM generates past the task's stop sequences until the end of sequence, removes
-    the thinking up to the end tag and cuts the answer at the stops (lm-eval's
-    `think_end_token`), as harness does with transformers; the thinking shares the task's token
-    limit, since lm-eval's vLLM model has no separate budget for it."""
+    `pretrained` is the local directory, never a repo id: vLLM then has nothing to look up.
+    `seed` is the run's (`generation.seed`). Generation itself is harness's
+    (`harness.models.vllm_thinking`, given `vllm_thinking_args`): with think tags, the thinking
+    gets `think_budget` tokens on top of the answer's limit and the task's stop sequences apply
+    to the answer only, as with transformers. `think_end_token` is still passed, for what
+    lm-eval's VLLM does with it outside generation."""
     args: dict[str, Any] = {
         "pretrained": str(source.directory),
         "dtype": dtype,
@@ -117,7 +118,7 @@ def vllm_model_args(spec: ModelSpec, source, layout: ParallelLayout, dtype: str)
         "tensor_parallel_size": layout.tensor_parallel_size,
         "pipeline_parallel_size": layout.pipeline_parallel_size,
         "batch_size": spec.batch_size,
-        "seed": ENGINE_SEED,
+        "seed": spec.generation.seed,
     }
     if layout.nodes > 1:
         args["distributed_executor_backend"] = "ray"
@@ -130,15 +131,44 @@ def vllm_model_args(spec: ModelSpec, source, layout: ParallelLayout, dtype: str)
     return args
 
 
+def vllm_thinking_args(spec: ModelSpec) -> dict[str, Any]:
+    """The keyword arguments `harness.models.vllm_thinking`'s VLLM takes on top of lm-eval's:
+    the think tags, the thinking's budget, and the seed of each request's `SamplingParams`."""
+    from harness.thinking import ThinkTags
+
+    limits = spec.generation
+    tags = ThinkTags(limits.think_start, limits.think_end) if limits.think_start else None
+    return {
+        "think_tags": tags,
+        "think_budget": limits.think_budget,
+        "generation_seed": limits.seed,
+    }
+
+
 def engine_problems(
     spec: ModelSpec, source=None, config_file: str | Path | None = None
 ) -> list[str]:
     """Why the engine `spec` asks for cannot run it here, one sentence each; empty when it can.
 
     Without `source` only what needs no model files is checked (is the engine installed)."""
+    where = f"model '{spec.id}'" + (f" in {config_file}" if config_file else "")
+    if spec.backend == "server":
+        from harness.models.server import server_problems
+
+        return server_problems(spec, config_file)
+    if spec.backend == "llamacpp":
+        problems = []
+        if importlib.util.find_spec("llama_cpp") is None:
+            problems.append(llamacpp_missing(where))
+        if spec.device.startswith("cuda"):
+            problems.append(
+                f"{where} has backend llamacpp, which harness runs on the CPU; `device: "
+                f"{spec.device}` cannot apply. Set `device: cpu` (or `auto`), or use backend hf "
+                "or vllm for the GPU."
+            )
+        return problems
     if spec.backend != "vllm":
         return []
-    where = f"model '{spec.id}'" + (f" in {config_file}" if config_file else "")
     problems = []
     if importlib.util.find_spec("vllm") is None:
         problems.append(
@@ -169,6 +199,21 @@ def engine_problems(
     return problems
 
 
+LLAMACPP_BUILD = 'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"'
+"""How llama-cpp-python is built for harness (its native build, tuned to the build machine's
+CPU, crashes on others): docs/llamacpp.md."""
+
+
+def llamacpp_missing(where: str) -> str:
+    """The sentence for a model with backend llamacpp where llama-cpp-python is missing."""
+    return (
+        f"{where} has backend llamacpp, but llama-cpp-python is not installed in this Python "
+        f"environment ({sys.executable}). Run `make llamacpp`, or build it yourself: "
+        f"{LLAMACPP_BUILD} pip install llama-cpp-python==0.3.36 (docs/llamacpp.md); or set "
+        "`backend: hf` for this model."
+    )
+
+
 def check_engines(specs, sources: dict, config_file: str | Path | None = None) -> None:
     """Raise `EngineUnavailableError` naming every model whose engine cannot run it here."""
     problems = [
@@ -180,11 +225,11 @@ def check_engines(specs, sources: dict, config_file: str | Path | None = None) -
 
 def start_vllm(spec: ModelSpec, source, plan: dict | None = None):
     """Start vLLM on the model and return it as a `LoadedModel` whose `model` is lm-eval's
-    `VLLM` itself (the LM lm-eval scores), with `plan` (the preflight's `ModelPlan.to_dict()`)
+    `VLLM` with harness's think-aware generation (`harness.models.vllm_thinking`; the LM lm-eval
+    scores), with `plan` (the preflight's `ModelPlan.to_dict()`)
     giving the parallel sizes the config left open."""
-    from lm_eval.models.vllm_causallms import VLLM
-
     from harness.models.load import LoadedModel, planned_placement
+    from harness.models.vllm_thinking import thinking_vllm_class
 
     _, dtype = planned_placement(spec)
     layout = ParallelLayout.for_model(spec, plan)
@@ -196,7 +241,8 @@ def start_vllm(spec: ModelSpec, source, plan: dict | None = None):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = time.perf_counter()
     try:
-        lm = VLLM(**vllm_model_args(spec, source, layout, dtype))
+        vllm = thinking_vllm_class()
+        lm = vllm(**vllm_model_args(spec, source, layout, dtype), **vllm_thinking_args(spec))
     except Exception as exc:  # vLLM, Ray, CUDA and NCCL raise many kinds
         log.warning("vLLM failed to start %s\n%s", spec.id, traceback.format_exc())
         lines = str(exc).strip().splitlines()

@@ -102,9 +102,22 @@ def load_model(spec: ModelSpec, source: ModelSource, converted=None) -> LoadedMo
     )
 
 
-def planned_placement(spec: ModelSpec) -> tuple[str, str]:
+def planned_placement(spec: ModelSpec, source: ModelSource | None = None) -> tuple[str, str]:
     """(device, dtype name) `load_model` will use for `spec` on this machine, without loading:
-    part of a model's identity for the resume cache."""
+    part of a model's identity for the resume cache. `backend: llamacpp` runs on the CPU in
+    the GGUF file's own quantization (`Q4_1`), read from its header (`source`, else resolved)."""
+    if spec.backend == "llamacpp":
+        from harness.capacity.gguf_header import gguf_layout
+        from harness.models.resolve import resolve_model_source
+
+        source = source or resolve_model_source(spec)
+        try:
+            quantization, _ = gguf_layout(source.directory / source.gguf_file)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"model '{spec.id}': cannot read the GGUF header of {source.describe()}: {exc}"
+            ) from None
+        return "cpu", quantization
     import torch
 
     # vLLM places the model on its GPUs itself.

@@ -20,6 +20,7 @@ from harness.evaluation import primary_metric
 from harness.record import GatesRecord, RunRecord, as_record
 from harness.reports import signoff as facts
 from harness.reports import speed
+from harness.sandbox.loopback import outside_warning
 
 _TEMPLATE = Path(__file__).with_name("report.html.j2")
 MISSING_COLOUR = "#e6e6e6"
@@ -64,6 +65,7 @@ def view(results: RunRecord) -> dict[str, Any]:
         "partial": facts.partial_label(results),
         "stand_ins": facts.stand_ins(results),
         "sandbox_warning": facts.sandbox_warning(results),
+        "server_warning": outside_warning(results),
         "gates": gates,
         "verdict": _verdict(results.gates),
         "failing": facts.failing_statuses(gates) if gates is not None else frozenset(),
@@ -177,8 +179,13 @@ def _cell(results: RunRecord, model: str, suite: str, task: str) -> dict:
     title = f"{metric} on {items} items"
     if chance is not None:
         title += f"; chance {chance:.3f}" + ("; BELOW CHANCE" if below else "")
+    text = _num(value) + (f" ± {_num(stderr)}" if stderr is not None else "")
+    if (repeats := task_entry.repeats) is not None:  # k samples per item: their mean, pass@k
+        passes = [f"pass@{j} {_num(v)}" for j, v in sorted(repeats.pass_at_k.items())]
+        title += f"; mean of {repeats.k} samples per item"
+        text += "".join(f" · {p}" for p in passes) or f" · {repeats.k} samples"
     return {
-        "text": _num(value) + (f" ± {_num(stderr)}" if stderr is not None else ""),
+        "text": text,
         "colour": _colour(value / scale),
         "title": title,
         "value": value,

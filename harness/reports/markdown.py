@@ -41,6 +41,7 @@ from harness.reports.signoff import (
     task_hashes,
     verdict_word,
 )
+from harness.sandbox.loopback import outside_warning, server_lines
 
 
 def render_report(results: RunRecord | dict) -> str:
@@ -59,6 +60,8 @@ def render_report(results: RunRecord | dict) -> str:
         ]
     if warning := sandbox_warning(results):
         lines += [f"> **{warning}**", ""]
+    if outside := outside_warning(results):
+        lines += [f"> **{outside}**", ""]
     if results.config.get("description"):
         lines += [results.config["description"].strip(), ""]
     exit_code = "-" if results.exit_code is None else results.exit_code
@@ -89,6 +92,7 @@ def render_report(results: RunRecord | dict) -> str:
     lines += _language_table(results)
     lines += _score_tables(results)
     lines += _generation_table(results)
+    lines += _repeats_table(results)
     lines += _tokenizer_table(results)
     lines += ["## Models", ""]
     lines += _model_table(results)
@@ -301,7 +305,48 @@ def _metric_text(task: TaskResult) -> str:
         text += f" (chrF {chrf:.1f})"
     if task.chance is not None and value < task.chance:
         text += " **below chance**"
+    if task.repeats is not None:
+        text += f" ({_repeats_text(task.repeats)})"
     return text
+
+
+def _repeats_text(repeats) -> str:
+    """`mean of k samples; pass@1 x, pass@k y`: an item's score is the mean over its samples."""
+    passes = ", ".join(f"pass@{j} {v:.3f}" for j, v in sorted(repeats.pass_at_k.items()))
+    return f"mean of {repeats.k} samples" + (f"; {passes}" if passes else "")
+
+
+def _repeats_table(results: RunRecord) -> list[str]:
+    """Generation tasks sampled k times per item: mean ± stderr over items, and pass@k."""
+    rows = [
+        (model_label(model_id, results), name, task.repeats)
+        for model_id, model in results.models.items()
+        for suite in model.suites.values()
+        for name, task in suite.tasks.items()
+        if task.repeats is not None
+    ]
+    if not rows:
+        return []
+    lines = [
+        "## Repeats",
+        "",
+        "Generation tasks sampled k times per item (`generation.repeats`): an item's score is "
+        "the mean over its k answers; the task's, their mean over items ± standard error over "
+        "items. pass@k (exact match): the chance that k answers hold a right one (Chen et al. "
+        "2021's unbiased estimator). Every answer is in the per-sample log.",
+        "",
+        _row(["model", "task", "metric", "k", "items", "mean ± stderr", "pass@1", "pass@k"]),
+        _row(["---"] * 8),
+    ]
+    for label, name, r in rows:
+        spread = f"{r.mean:.3f} ± {r.stderr:.3f}" if r.stderr is not None else f"{r.mean:.3f}"
+        one, top = r.pass_at_k.get(1), r.pass_at_k.get(r.k)
+        lines.append(
+            _row([label, name, r.metric, r.k, r.items, spread,
+                  "—" if one is None else f"{one:.3f}", "—" if top is None else f"{top:.3f}"])
+        )  # fmt: skip
+    lines.append("")
+    return lines
 
 
 def _language_table(results: RunRecord) -> list[str]:
@@ -591,6 +636,7 @@ def _attestation(results: RunRecord) -> list[str]:
         f"- Sandbox: {_sandbox_text(offline.sandbox)}",
         f"- Isolation: {_isolation_text(offline.isolation)}",
         f"- Kernel layer: {_kernel_text(offline.kernel)}",
+        *(f"- Serving engine: {line}" for line in server_lines(results)),
         f"- Network guard: Python audit hook, "
         f"{'installed' if guard.installed else 'NOT installed'}; self-test "
         f"{'passed' if guard.self_test.passed else 'FAILED'} ({guard.self_test.method})",

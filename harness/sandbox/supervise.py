@@ -30,6 +30,7 @@ from harness.sandbox.bwrap import (
 from harness.sandbox.converter import convert_in_sandbox
 from harness.sandbox.evidence import Evidence
 from harness.sandbox.filter import NotifyListener
+from harness.sandbox.loopback import LoopbackWatch
 from harness.sandbox.messages import (
     Done,
     Entry,
@@ -96,6 +97,10 @@ def worker_env(scratch: Path) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
     )
     (scratch / "tmp").mkdir(exist_ok=True)
+    from harness.sandbox.loopback import RELAY_SOCKET
+
+    if (scratch / RELAY_SOCKET).exists():  # an `endpoint`'s relay (`_endpoint_relay`)
+        env["HARNESS_ENDPOINT_SOCKET"] = str(scratch / RELAY_SOCKET)
     return env
 
 
@@ -188,11 +193,13 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
     task_file = scratch / ".task.json"
     task_file.write_text(task.model_dump_json(), encoding="utf-8")
     read_end, write_end = os.pipe()
-    sandboxed = listener = capture = None
+    sandboxed = listener = capture = watch = relay = None
     done = False
     reasons: list[str] = []  # what the worker said went wrong with the model itself
     try:
         try:
+            if spec.backend == "server" and spec.endpoint:
+                relay = _endpoint_relay(spec, scratch)
             sandboxed, listener, capture = start_observed(
                 [sys.executable, "-m", "harness.worker", str(task_file), str(write_end)],
                 layout, scratch, job.evidence, spec.id, keep_fds=(write_end,),
@@ -204,6 +211,7 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
             job.fail(spec.id, entry["error"])
             job.save()
             return
+        watch = LoopbackWatch(sandboxed.pid, spec.id).start()
         os.close(write_end)
         write_end = None
         try:
@@ -229,6 +237,10 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
             if watcher is not None:
                 watcher.stop()
         job.evidence.child_witnesses(spec.id, scratch)
+        if watch is not None:
+            job.data["offline"].setdefault("loopback", []).extend(watch.stop())
+        if relay is not None:
+            job.data["offline"].setdefault("relayed", []).append(relay.close())
         shutil.rmtree(scratch, ignore_errors=True)
     entry = job.data["models"][spec.id]
     if not done:
@@ -238,6 +250,15 @@ def score_in_sandbox(job, scoring, spec, source, entry: dict) -> None:
             entry.update(status="failed", error="; ".join([*reasons, message]))
         job.fail(spec.id, message)
     job.save()
+
+
+def _endpoint_relay(spec, scratch: Path):
+    """The relay to a model's `endpoint`, its socket in the worker's scratch
+    (`harness.sandbox.loopback.EndpointRelay`); the worker is told where by `worker_env`."""
+    from harness.sandbox.loopback import RELAY_SOCKET, EndpointRelay, endpoint_address
+
+    host, port, _ = endpoint_address(spec.endpoint)
+    return EndpointRelay(scratch / RELAY_SOCKET, host, port, spec.id)
 
 
 def _death(code: int) -> str:

@@ -1,0 +1,687 @@
+"""`backend: llamacpp`: a GGUF file scored as it is, quantized, by llama.cpp in this process
+(llama-cpp-python's bindings), inside the sandboxed worker.
+
+Loglikelihoods: requests are tokenized as lm-eval tokenizes them (`TemplateLM._encode_pair`),
+grouped by the context lm-eval would feed (`shared_prefix.group_by_context`), and each context
+is evaluated once: the continuations of its choices run one after another on top of its
+key/value cache, which is cut back to the context's length between them
+(`llama_memory_seq_rm`). Contexts are visited in token order, so one that starts like the last
+(a few-shot preamble, a shared passage) reuses the cache of that prefix too. Logits are asked
+of llama.cpp only where a continuation token is predicted, never for a whole context (the
+`Llama` class with `logits_all=True` keeps n_ctx x vocabulary floats: 0.8 GB for SmolLM2).
+
+Generation is token by token, through llama.cpp's sampler chain (greedy, or the request's
+temperature / top_p / top_k with a seed derived from `generation.seed`), with the thinking
+budget and the stop sequences of `harness.thinking.AnswerWatcher`, as on the other engines.
+
+llama.cpp's log goes to Python's logging (run.log), never to the console.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import ModelSpec
+from harness.errors import ModelLoadError
+
+log = logging.getLogger("harness.llamacpp")
+
+DEFAULT_CONTEXT = 4096
+"""n_ctx when the config sets no `generation.max_length` (llama.cpp allocates the key/value
+cache for the whole window up front; the GGUF's training context may be 128k tokens)."""
+BATCH_TOKENS = 512
+"""Tokens llama.cpp evaluates per call (its n_batch and n_ubatch)."""
+
+_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+"""ggml's log levels (debug, info, warn, error) to Python's; info is the load's inventory of
+keys and tensors (thousands of lines), kept out of run.log unless harness logs at DEBUG."""
+_recent: list[str] = []
+"""The last lines llama.cpp logged, for a load error's message."""
+_callback = None
+
+
+def route_logs() -> None:
+    """Send llama.cpp's log to the `llama_cpp` logger (run.log), once per process."""
+    global _callback
+    if _callback is not None:
+        return
+    from llama_cpp import llama_cpp as lib
+
+    engine_log = logging.getLogger("llama_cpp")
+    last = [logging.DEBUG]
+
+    @lib.llama_log_callback
+    def forward(level: int, text: bytes, _user) -> None:
+        line = text.decode("utf-8", errors="replace").rstrip("\n")
+        python_level = last[0] if level == 5 else _LEVELS.get(level, logging.INFO)
+        last[0] = python_level
+        if line:
+            _recent.append(line)
+            del _recent[:-20]
+            engine_log.log(python_level, "%s", line)
+
+    _callback = forward  # kept: llama.cpp calls it for the life of the process
+    lib.llama_log_set(forward, ctypes.c_void_p(0))
+
+
+def llama_cpp_version() -> str | None:
+    """The installed llama-cpp-python's version, None if it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llama_cpp_python")
+    except PackageNotFoundError:
+        return None
+
+
+def context_length(spec: ModelSpec, trained: int | None) -> int:
+    """n_ctx: the config's `generation.max_length`, else the GGUF's training context capped
+    at `DEFAULT_CONTEXT`."""
+    if spec.generation.max_length:
+        return spec.generation.max_length
+    return min(trained or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+
+
+def thread_count(spec: ModelSpec) -> int:
+    """The config's `threads`, else the cores this process may run on."""
+    return spec.threads or len(os.sched_getaffinity(0))
+
+
+@dataclass
+class LlamaCppEngine:
+    """A loaded GGUF model: llama.cpp's model, one context, one batch."""
+
+    model: Any
+    """`llama_cpp._internals.LlamaModel`."""
+    context: Any
+    """`llama_cpp._internals.LlamaContext`."""
+    batch: Any
+    """`llama_cpp._internals.LlamaBatch` of `BATCH_TOKENS` tokens."""
+    n_ctx: int
+    n_vocab: int
+    threads: int
+    metadata: dict[str, str]
+    path: Path
+
+    def close(self) -> None:
+        for part in (self.batch, self.context, self.model):
+            part.close()
+
+
+def open_engine(spec: ModelSpec, source, *, vocab_only: bool = False) -> LlamaCppEngine:
+    """Load `source`'s GGUF file with llama.cpp (memory-mapped, on the CPU); ModelLoadError
+    with llama.cpp's own last words when it cannot."""
+    try:
+        import llama_cpp._internals as internals
+        from llama_cpp import llama_cpp as lib
+    except ImportError:
+        from harness.models.engines import llamacpp_missing
+
+        raise ModelLoadError(llamacpp_missing(f"model '{spec.id}'")) from None
+    route_logs()
+    path = Path(source.directory) / source.gguf_file
+    params = lib.llama_model_default_params()
+    params.n_gpu_layers = 0
+    params.vocab_only = vocab_only
+    _recent.clear()
+    try:
+        # verbose=True only stops the bindings from pointing fds 1 and 2 at /dev/null during
+        # the load; the log itself goes through `route_logs`.
+        model = internals.LlamaModel(path_model=str(path), params=params, verbose=True)
+    except (ValueError, OSError) as exc:
+        said = "; ".join(line.strip() for line in _recent[-3:] if line.strip())
+        raise ModelLoadError(
+            f"model '{spec.id}': llama.cpp could not load {path} ({exc}"
+            + (f"; llama.cpp: {said}" if said else "")
+            + "). The GGUF file may be truncated or corrupt, or of an architecture this "
+            f"llama-cpp-python ({llama_cpp_version()}) does not know: compare its sha256 with "
+            "the source and copy it again."
+        ) from None
+    metadata = model.metadata()
+    n_ctx = context_length(spec, model.n_ctx_train())
+    threads = thread_count(spec)
+    context = batch = None
+    if not vocab_only:
+        cparams = lib.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = cparams.n_ubatch = min(BATCH_TOKENS, n_ctx)
+        cparams.n_seq_max = 1
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        try:
+            context = internals.LlamaContext(model=model, params=cparams, verbose=False)
+        except ValueError as exc:
+            model.close()
+            raise ModelLoadError(
+                f"model '{spec.id}': llama.cpp could not make a context of {n_ctx} tokens for "
+                f"{path} ({exc}). Lower generation.max_length."
+            ) from None
+        batch = internals.LlamaBatch(n_tokens=min(BATCH_TOKENS, n_ctx), embd=0, n_seq_max=1)
+        log.info(
+            "llama.cpp (llama-cpp-python %s) loaded %s: %s, n_ctx %d, %d thread(s); %s",
+            llama_cpp_version(), path, model.desc(), n_ctx, threads,
+            lib.llama_print_system_info().decode("utf-8", errors="replace").strip(),
+        )  # fmt: skip
+    return LlamaCppEngine(model, context, batch, n_ctx, model.n_vocab(), threads, metadata, path)
+
+
+class LlamaCppTokenizer:
+    """llama.cpp's tokenizer with the parts of a transformers tokenizer harness uses: encoding
+    (`__call__`, `encode`), decoding, the special tokens, and the chat template from the GGUF
+    metadata (`tokenizer.chat_template`) rendered as transformers renders it."""
+
+    def __init__(self, model, metadata: dict[str, str], name: str) -> None:
+        self._model = model
+        self.name_or_path = name
+        self.chat_template = metadata.get("tokenizer.chat_template") or None
+        self.vocab_size = model.n_vocab()
+        self.bos_token_id = _token_or_none(model.token_bos())
+        self.eos_token_id = _token_or_none(model.token_eos())
+        unknown = metadata.get("tokenizer.ggml.unknown_token_id")
+        self.unk_token_id = int(unknown) if unknown not in (None, "") else None
+        self.add_bos = bool(model.add_bos_token())
+        self.bos_token = self.piece(self.bos_token_id) if self.bos_token_id is not None else None
+        self.eos_token = self.piece(self.eos_token_id) if self.eos_token_id is not None else None
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def piece(self, token: int, special: bool = True) -> str:
+        return self.piece_bytes(token, special).decode("utf-8", errors="replace")
+
+    def piece_bytes(self, token: int, special: bool = True) -> bytes:
+        """The bytes of one token (part of a UTF-8 character, for byte-level vocabularies)."""
+        from llama_cpp import llama_cpp as lib
+
+        size = 64
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            written = lib.llama_token_to_piece(self._model.vocab, token, buffer, size, 0, special)
+            if written >= 0:
+                return buffer.raw[:written]
+            size = -written
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids; special tokens written in the text (`<|im_start|>`) are parsed as
+        transformers parses them; BOS is added when the GGUF asks for it."""
+        if not text:
+            return [self.bos_token_id] if add_special_tokens and self.add_bos else []
+        bos = add_special_tokens and self.add_bos
+        return self._model.tokenize(text.encode("utf-8"), add_bos=bos, special=True)
+
+    def __call__(self, text: str, add_special_tokens: bool = True, **_) -> dict[str, list[int]]:
+        return {"input_ids": self.encode(text, add_special_tokens=add_special_tokens)}
+
+    def decode(self, ids, skip_special_tokens: bool = False, **_) -> str:
+        if isinstance(ids, int):
+            ids = [ids]
+        raw = self._model.detokenize(list(ids), special=not skip_special_tokens)
+        return raw.decode("utf-8", errors="replace")
+
+    def is_end(self, token: int) -> bool:
+        """An end-of-generation token (end of sequence, end of turn)."""
+        from llama_cpp import llama_cpp as lib
+
+        return bool(lib.llama_vocab_is_eog(self._model.vocab, token))
+
+    def apply_chat_template(
+        self,
+        conversation: list[dict],
+        tokenize: bool = False,
+        add_generation_prompt: bool = False,
+        continue_final_message: bool = False,
+        **extra,
+    ):
+        """The conversation through the GGUF's chat template (transformers' rendering:
+        a sandboxed jinja2 environment, blocks trimmed, `raise_exception`, `tojson`)."""
+        if not self.chat_template:
+            raise ValueError("this GGUF file has no tokenizer.chat_template")
+        text = _template(self.chat_template).render(
+            messages=conversation,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=self.bos_token or "",
+            eos_token=self.eos_token or "",
+            **extra,
+        )
+        if continue_final_message:
+            text = _continue_final(text, conversation[-1]["content"])
+        return self.encode(text, add_special_tokens=False) if tokenize else text
+
+
+def _token_or_none(token: int) -> int | None:
+    return token if token is not None and token >= 0 else None
+
+
+def _continue_final(text: str, final: str) -> str:
+    """The render cut after the last message's content, as transformers'
+    `continue_final_message` cuts it (the assistant's turn left open)."""
+    where = text.rindex(final.strip())
+    if text[where : where + len(final.lstrip())] == final:
+        return text[: where + len(final.lstrip())]
+    return text[: where + len(final.strip())]
+
+
+_TEMPLATES: dict[str, Any] = {}
+
+
+def _template(source: str):
+    if source not in _TEMPLATES:
+        import json
+        from datetime import datetime
+
+        from jinja2.ext import loopcontrols
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message):
+            from jinja2.exceptions import TemplateError
+
+            raise TemplateError(message)
+
+        def tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+            return json.dumps(
+                value,
+                ensure_ascii=ensure_ascii,
+                indent=indent,
+                separators=separators,
+                sort_keys=sort_keys,
+            )
+
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+        )
+        env.filters["tojson"] = tojson
+        env.globals["raise_exception"] = raise_exception
+        env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+        _TEMPLATES[source] = env.from_string(source)
+    return _TEMPLATES[source]
+
+
+def load_llamacpp(spec: ModelSpec, source):
+    """Load `source`'s GGUF file for `backend: llamacpp`: a `LoadedModel` whose `model` is the
+    `LlamaCppEngine` and whose `tokenizer` is its `LlamaCppTokenizer`."""
+    from harness.models.load import LoadedModel, planned_placement
+
+    started = time.perf_counter()
+    engine = open_engine(spec, source)
+    tokenizer = LlamaCppTokenizer(engine.model, engine.metadata, str(engine.path))
+    if spec.chat_template and not tokenizer.chat_template:
+        engine.close()
+        raise ModelLoadError(
+            f"model '{spec.id}': `chat_template: true`, but {engine.path} has no "
+            "tokenizer.chat_template in its metadata. Set `chat_template: false` for a base "
+            "model, or use a GGUF file that carries its template."
+        )
+    _, quantization = planned_placement(spec, source)
+    return LoadedModel(
+        model=engine,
+        tokenizer=tokenizer,
+        device=f"cpu (llama.cpp, {engine.threads} thread{'s' if engine.threads > 1 else ''})",
+        dtype=quantization,
+        load_seconds=time.perf_counter() - started,
+        parameters=engine.model.n_params(),
+    )
+
+
+def load_llamacpp_tokenizer(spec: ModelSpec, source) -> LlamaCppTokenizer:
+    """The tokenizer alone (the vocabulary, no weights), for a model whose every suite came
+    from the cache."""
+    engine = open_engine(spec, source, vocab_only=True)
+    return LlamaCppTokenizer(engine.model, engine.metadata, str(engine.path))
+
+
+def make_llamacpp_lm(loaded, spec: ModelSpec):
+    """lm-eval's view of a model `load_llamacpp` loaded."""
+    from harness.thinking import ThinkTags
+
+    limits = spec.generation
+    tags = ThinkTags(limits.think_start, limits.think_end) if limits.think_start else None
+    return llamacpp_lm_class()(
+        loaded.model,
+        loaded.tokenizer,
+        think_tags=tags,
+        think_budget=limits.think_budget,
+        max_gen_toks=limits.max_new_tokens or 256,
+        seed=limits.seed,
+    )
+
+
+@functools.cache
+def llamacpp_lm_class() -> type:
+    """`LlamaCppLM`, a subclass of lm-eval's `TemplateLM` (made when first needed: importing
+    lm-eval takes 0.6 s, which the supervisor, that reads this module's plans, need not pay)."""
+    from lm_eval.api.model import TemplateLM
+
+    class LlamaCppLM(TemplateLM):
+        """lm-eval's model interface over a `LlamaCppEngine`.
+
+        `generations`, `generations_for` and `work` are those of
+        `harness.generation.ReasoningAwareHFLM`, so the per-sample logs and the throughput figures
+        read the same on every engine; `prefix_sharing` says how much context work was shared."""
+
+        backend = "causal"
+
+        def __init__(
+            self,
+            engine: LlamaCppEngine,
+            tokenizer: LlamaCppTokenizer,
+            *,
+            think_tags=None,
+            think_budget: int = 0,
+            max_gen_toks: int = 256,
+            seed: int = 1234,
+        ) -> None:
+            super().__init__()
+            self.engine = engine
+            self.tokenizer = tokenizer
+            self.think_tags = think_tags
+            self.think_budget = think_budget if think_tags else 0
+            self.max_gen_toks = max_gen_toks
+            self.seed = seed
+            self.generations: dict[tuple[str, int], list] = defaultdict(list)
+            self.work: dict[str, float] = defaultdict(float)
+            self.prefix_sharing: dict | None = None
+            self._past: list[int] = []
+            """The tokens in llama.cpp's key/value cache (sequence 0), in order."""
+            self._device = "cpu"
+
+        # Tokens --------------------------------------------------------------------------------
+
+        @property
+        def max_length(self) -> int:
+            return self.engine.n_ctx
+
+        @property
+        def eot_token_id(self) -> int:
+            return self.tokenizer.eos_token_id
+
+        @property
+        def prefix_token_id(self) -> int:
+            bos = self.tokenizer.bos_token_id
+            return bos if bos is not None else self.tokenizer.eos_token_id
+
+        @property
+        def tokenizer_name(self) -> str:
+            return self.tokenizer.name_or_path.replace("/", "__")
+
+        def chat_template(self, chat_template: bool | str = False) -> str | None:
+            if chat_template is False or chat_template is None:
+                return None
+            return self.tokenizer.chat_template
+
+        def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
+            from jinja2.exceptions import TemplateError
+
+            def render(history):
+                return self.tokenizer.apply_chat_template(
+                    history,
+                    add_generation_prompt=add_generation_prompt,
+                    continue_final_message=not add_generation_prompt,
+                )
+
+            try:
+                return render(chat_history)
+            except TemplateError:  # as lm-eval's HF model: try again without the system turn
+                return render([m for m in chat_history if m["role"] != "system"])
+
+        def tok_encode(self, string: str, add_special_tokens: bool | None = None, **_) -> list[int]:
+            if add_special_tokens is None:
+                bos = self.tokenizer.bos_token
+                add_special_tokens = not (bos and string.startswith(bos))
+            return self.tokenizer.encode(string, add_special_tokens=add_special_tokens)
+
+        def tok_decode(self, tokens, skip_special_tokens: bool = True) -> str:
+            return self.tokenizer.decode(tokens, skip_special_tokens=skip_special_tokens)
+
+        # Evaluation ----------------------------------------------------------------------------
+
+        def _eval(self, tokens: list[int], wanted: set[int]) -> dict[int, Any]:
+            """Append `tokens` to the cache; the logits (numpy copies) after each index of
+            `tokens` in `wanted`."""
+            import numpy as np
+
+            engine, batch = self.engine, self.engine.batch.batch
+            n_vocab = engine.n_vocab
+            logits: dict[int, Any] = {}
+            if len(self._past) + len(tokens) > engine.n_ctx:
+                raise ValueError(
+                    f"{len(self._past) + len(tokens)} tokens do not fit llama.cpp's context of "
+                    f"{engine.n_ctx}"
+                )
+            step = engine.batch._n_tokens
+            for start in range(0, len(tokens), step):
+                chunk = tokens[start : start + step]
+                base = len(self._past)
+                batch.n_tokens = len(chunk)
+                outputs = []
+                for i, token in enumerate(chunk):
+                    batch.token[i] = token
+                    batch.pos[i] = base + i
+                    batch.seq_id[i][0] = 0
+                    batch.n_seq_id[i] = 1
+                    want = (start + i) in wanted
+                    batch.logits[i] = want
+                    if want:
+                        outputs.append((start + i, i))
+                try:
+                    engine.context.decode(engine.batch)
+                except RuntimeError:  # the cache may hold part of the batch: start afresh
+                    engine.context.kv_cache_clear()
+                    self._past.clear()
+                    raise
+                self._past.extend(chunk)
+                for index, row in outputs:
+                    pointer = engine.context.get_logits_ith(row)
+                    logits[index] = np.ctypeslib.as_array(pointer, shape=(n_vocab,)).copy()
+            return logits
+
+        def _rewind(self, length: int) -> None:
+            """Keep the first `length` tokens of the cache."""
+            if length < len(self._past):
+                self.engine.context.kv_cache_seq_rm(0, length, -1)
+                del self._past[length:]
+
+        def _extend_to(self, tokens: list[int]) -> Any:
+            """Make the cache hold exactly `tokens` (reusing the longest prefix it holds); the
+            logits after the last one."""
+            common = 0
+            limit = min(len(self._past), len(tokens) - 1)  # the last token runs again: its logits
+            while common < limit and self._past[common] == tokens[common]:
+                common += 1
+            self._rewind(common)
+            rest = tokens[common:]
+            self.work["context_tokens_reused"] += common
+            self.work["context_tokens_evaluated"] += len(rest)
+            return self._eval(rest, {len(rest) - 1})[len(rest) - 1]
+
+        # Loglikelihood -------------------------------------------------------------------------
+
+        def loglikelihood(self, requests, disable_tqdm: bool = True) -> list:
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = True, **_) -> list:
+            from harness import progress
+            from harness.shared_prefix import group_by_context
+
+            started = time.perf_counter()
+            answers: list[tuple[float, bool] | None] = [None] * len(requests)
+            groups = sorted(group_by_context(requests, self.max_length), key=lambda g: g.prefix)
+            bar = progress.requests("loglikelihood", len(requests))
+            try:
+                for group in groups:
+                    prefix = list(group.prefix)
+                    first = self._extend_to(prefix)
+                    for index in group.members:
+                        continuation = list(requests[index][2])
+                        self._rewind(len(prefix))
+                        answers[index] = self._score(first, continuation)
+                        self.cache_hook.add_partial(
+                            "loglikelihood", requests[index][0], answers[index]
+                        )
+                        bar.update(1)
+            finally:
+                bar.close()
+                self.work["loglikelihood_requests"] += len(requests)
+                self.work["loglikelihood_seconds"] += time.perf_counter() - started
+            self._note_sharing(len(requests), len(groups))
+            return answers
+
+        def _score(self, first, continuation: list[int]) -> tuple[float, bool]:
+            """(sum of log-probabilities of `continuation`, whether greedy decoding writes it),
+            given the logits after the context (`first`) and the context in the cache."""
+            import numpy as np
+
+            fed = continuation[:-1]
+            later = self._eval(fed, set(range(len(fed)))) if fed else {}
+            rows = [first] + [later[i] for i in range(len(fed))]
+            total, greedy = 0.0, True
+            for row, target in zip(rows, continuation, strict=True):
+                peak = row.max()
+                logsum = float(peak) + float(np.log(np.exp(row - peak, dtype=np.float64).sum()))
+                total += float(row[target]) - logsum
+                greedy = greedy and int(row.argmax()) == target
+            return total, greedy
+
+        def _note_sharing(self, requests: int, contexts: int) -> None:
+            shared = self.prefix_sharing or {"used": True, "engine": "llama.cpp", "requests": 0,
+                                             "contexts": 0}  # fmt: skip
+            shared["requests"] += requests
+            shared["contexts"] += contexts
+            shared["context_tokens_evaluated"] = int(self.work["context_tokens_evaluated"])
+            shared["context_tokens_reused"] = int(self.work["context_tokens_reused"])
+            self.prefix_sharing = shared
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = True) -> list[float]:
+            """lm-eval's rolling windows (`get_rolling_token_windows`), each scored as a request."""
+            from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+            windows, owners = [], []
+            for number, (text,) in enumerate(request.args for request in requests):
+                for context, continuation in map(
+                    make_disjoint_window,
+                    get_rolling_token_windows(
+                        token_list=self.tok_encode(text),
+                        prefix_token=self.prefix_token_id,
+                        max_seq_len=self.max_length,
+                        context_len=1,
+                    ),
+                ):
+                    windows.append((None, context, continuation))
+                    owners.append(number)
+            scored = self._loglikelihood_tokens(windows) if windows else []
+            totals = [0.0] * len(requests)
+            for number, (logprob, _) in zip(owners, scored, strict=True):
+                totals[number] += logprob
+            for request, total in zip(requests, totals, strict=True):
+                self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
+            return totals
+
+        # Generation ----------------------------------------------------------------------------
+
+        def generations_for(self, task: str, doc_id: int, arguments) -> list:
+            """The generations of one item made in this run."""
+            return list(self.generations.get((task, doc_id)) or [])
+
+        def generate_until(self, requests, disable_tqdm: bool = True) -> list[str]:
+            from harness import progress
+
+            answers = []
+            seen: dict[str, int] = defaultdict(int)
+            bar = progress.requests("generation", len(requests))
+            try:
+                for request in requests:
+                    context, settings = request.args
+                    key = repr((context, sorted(settings.items())))
+                    seen[key] += 1  # lm-eval's repeats: the same request k times, k samples
+                    began = time.perf_counter()
+                    generation = self._generate(context, settings, _seed(self.seed, key, seen[key]))
+                    self.work["generation_seconds"] += time.perf_counter() - began
+                    self.work["generated_tokens"] += generation.tokens
+                    self.generations[(request.task_name, request.doc_id)].append(generation)
+                    self.cache_hook.add_partial("generate_until", request.args, generation.answer)
+                    answers.append(generation.answer)
+                    bar.update(1)
+            finally:
+                bar.close()
+            return answers
+
+        def _generate(self, context: str, settings: dict, seed: int):
+            from lm_eval.models.utils import normalize_gen_kwargs
+
+            from harness.thinking import AnswerWatcher, prompt_opens_thinking
+
+            kwargs = normalize_gen_kwargs(settings, self.max_gen_toks)
+            eos_text = self.tokenizer.eos_token
+            stops = [s for s in (kwargs.pop("until", None) or []) if s]
+            stops += [eos_text] if eos_text and eos_text not in stops else []
+            max_new = kwargs["max_gen_toks"]
+            window = self.max_length - max_new
+            if window <= 0:
+                raise ValueError(
+                    f"max_gen_toks {max_new} leaves no room for the prompt in a context of "
+                    f"{self.max_length} tokens"
+                )
+            prompt = self.tok_encode(context)[-window:] or [self.prefix_token_id]
+            opened = prompt_opens_thinking(self.tokenizer.decode(prompt[-8:]), self.think_tags)
+            budget = max(0, min(self.think_budget, self.max_length - len(prompt) - max_new))
+            watcher = AnswerWatcher(
+                stops, self.think_tags, opened=opened, answer_limit=max_new,
+                total_limit=max_new + budget,
+            )  # fmt: skip
+            sampler = self._sampler(kwargs, seed)
+            try:
+                self._extend_to(prompt)
+                text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                made: list[int] = []
+                ended = False
+                while True:
+                    token = sampler.sample(self.engine.context, -1)  # sampled and accepted
+                    if self.tokenizer.is_end(token):
+                        ended = True
+                        break
+                    made.append(token)
+                    piece = text.decode(self.tokenizer.piece_bytes(token))
+                    if watcher.feed(piece) or len(self._past) + 1 >= self.max_length:
+                        break
+                    self._eval([token], {0})
+                watcher.feed(text.decode(b"", final=True), tokens=0)
+            finally:
+                sampler.close()
+            return watcher.finish(ended=ended, plain=self.tok_decode(made))
+
+        def _sampler(self, kwargs: dict, seed: int):
+            """llama.cpp's sampler chain for the request: greedy, or the request's top_k, top_p and
+            temperature, then a seeded draw."""
+            import llama_cpp._internals as internals
+
+            sampler = internals.LlamaSampler()
+            temperature = float(kwargs.get("temperature") or 0.0)
+            if not kwargs.get("do_sample") or temperature <= 0:
+                sampler.add_greedy()
+                return sampler
+            if kwargs.get("top_k"):
+                sampler.add_top_k(int(kwargs["top_k"]))
+            if kwargs.get("top_p") is not None and float(kwargs["top_p"]) < 1:
+                sampler.add_top_p(float(kwargs["top_p"]), 1)
+            sampler.add_temp(temperature)
+            sampler.add_dist(seed)
+            return sampler
+
+    return LlamaCppLM
+
+
+def _seed(seed: int, key: str, occurrence: int) -> int:
+    """The sampler's seed for the `occurrence`-th copy of a request: from the run's seed and
+    the request itself, so a seeded run draws the same samples whatever the order of its
+    requests, and each repeat of an item draws its own."""
+    digest = hashlib.sha256(f"{seed}\0{occurrence}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")

