@@ -69,7 +69,7 @@ def run_harness(backend: str, tasks: list[str], limit: int | None, root: Path, e
         config["limit"] = limit
     path = root / f"{backend}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    command = [HARNESS, "run", str(path), "--output", str(root / "results"), "--no-cache", "-q"]
+    command = [HARNESS, "run", str(path), "--output", str(root / "results"), "--no-cache"]
     env = environment() | {"HARNESS_CACHE": str(root / "harness-cache")}
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=root)
@@ -164,32 +164,41 @@ def peak(run: dict) -> int:
     return max(p.get("peak_rss_bytes") or 0 for p in run["phases"].values())
 
 
+def gen_rate(run: dict) -> float:
+    tp = run["throughput"]
+    return tp.get("generation_tokens_per_second") or 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer items (a smoke check)")
     args = parser.parse_args()
-    mc = [f"native_{code}_mc" for code in ("en", "hi", "ja", "de")]
+    languages = ("en", "hi", "ja", "de")
+    mc = [f"native_{code}_mc" for code in languages]
+    gen = [f"native_{code}_gen" for code in languages]
     tasks = ["smoke", *mc]
     limit = 8 if args.quick else None
     print("# The llama.cpp path\n")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"demo model {GGUF}; tasks {', '.join(tasks)}; limit {limit}\n")  # fmt: skip
+          f"demo model {GGUF}; multiple choice: {', '.join(tasks)}; generation: {', '.join(gen)}; "
+          f"limit {limit}\n")  # fmt: skip
+    server_spec = {"server": {"command": [PYTHON, "-m", "llama_cpp.server", "--model", "{model}",
+                   "--host", "{host}", "--port", "{port}", "--n_ctx", "2048", "--n_threads",
+                   str(len(os.sched_getaffinity(0))), "--verbose", "false"]}}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="harness-bench-llamacpp-") as tmp:
         root = Path(tmp)
         run_harness("hf", ["smoke_en"], 2, root)  # makes the converted copy: not timed
         hf = run_harness("hf", tasks, limit, root)
         cpp = run_harness("llamacpp", tasks, limit, root)
-        server_spec = {"server": {"command": [PYTHON, "-m", "llama_cpp.server", "--model", "{model}",
-                       "--host", "{host}", "--port", "{port}", "--logits_all", "true",
-                       "--n_ctx", "2048", "--verbose", "false"]}}  # fmt: skip
-        served = run_harness("server", tasks, limit, root, server_spec)
         theirs = run_lm_eval_gguf(tasks, limit)
+        cpp_gen = run_harness("llamacpp", gen, limit, root)
+        served = run_harness("server", gen, limit, root, server_spec)
     mc_tasks = [t for t in hf["items"] if t.startswith("smoke_") or t in mc]
+    print("## Multiple choice\n")
     print("| path | MC items/s (scoring) | peak RSS GiB | wall s |")
     print("| --- | --- | --- | --- |")
     for name, run in (("harness, backend hf (transformers, float32 copy)", hf),
-                      ("harness, backend llamacpp (GGUF as it is)", cpp),
-                      ("harness, backend server (llama.cpp's server in the sandbox)", served)):  # fmt: skip
+                      ("harness, backend llamacpp (GGUF as it is)", cpp)):  # fmt: skip
         print(
             f"| {name} | {mc_rate(run, mc_tasks):.2f} | {peak(run) / 2**30:.2f} | {run['wall']:.1f} |"
         )
@@ -206,8 +215,6 @@ def main() -> None:
     print(
         f"- llamacpp / lm-eval gguf MC items/s: **{mc_rate(cpp, mc_tasks) / lm_rate:.2f}x** (goal >= 2x)"
     )
-    print(f"- server / llamacpp scoring time: **{served['phases']['scoring']['seconds'] / cpp['phases']['scoring']['seconds']:.2f}x** "
-          f"(wall {served['wall'] / cpp['wall']:.2f}x)")  # fmt: skip
     print("\nAgreement with the transformers path on the same file (same chosen answer):\n")
     print("| task | same / items | share |")
     print("| --- | --- | --- |")
@@ -216,13 +223,26 @@ def main() -> None:
         total_same, total = total_same + same, total + n
         print(f"| {task} | {same} / {n} | {same / n:.1%} |")
     print(f"| **all** | {total_same} / {total} | **{total_same / max(total, 1):.1%}** |")
-    print("\nScores (acc / exact_match):\n")
-    print("| task | hf | llamacpp | server | lm-eval gguf |")
-    print("| --- | --- | --- | --- | --- |")
+    print("\nScores (acc):\n")
+    print("| task | hf | llamacpp | lm-eval gguf (server's echoed log-probabilities) |")
+    print("| --- | --- | --- | --- |")
     for task in sorted(hf["scores"]):
-        cells = [next(iter(r["scores"].get(task, {}).values()), None) for r in (hf, cpp, served)]
+        cells = [next(iter(r["scores"].get(task, {}).values()), None) for r in (hf, cpp)]
         cells.append(next(iter(theirs["results"].get(task, {}).values()), None))
         print(f"| {task} | " + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
+    print("\n## Generation: the server path against the in-process path\n")
+    print("| path | generated tokens/s | scoring s | wall s |")
+    print("| --- | --- | --- | --- |")
+    for name, run in (("backend llamacpp (in the worker)", cpp_gen),
+                      ("backend server (llama.cpp's server in the sandbox)", served)):  # fmt: skip
+        print(
+            f"| {name} | {gen_rate(run):.2f} | {run['phases']['scoring']['seconds']:.1f} | {run['wall']:.1f} |"
+        )
+    same = sum(cpp_gen["answers"][t] == served["answers"].get(t) for t in cpp_gen["answers"])
+    print(f"\n- server / llamacpp scoring time: **{served['phases']['scoring']['seconds'] / cpp_gen['phases']['scoring']['seconds']:.2f}x**, "
+          f"wall {served['wall'] / cpp_gen['wall']:.2f}x; tasks with identical answers: {same} of {len(cpp_gen['answers'])}")  # fmt: skip
+    loopback = served["offline"].get("loopback") or []
+    print(f"- loopback sockets the supervisor saw in the server run's namespace: {len(loopback)}")
 
 
 if __name__ == "__main__":
