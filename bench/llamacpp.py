@@ -171,13 +171,15 @@ def gen_rate(run: dict) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer items (a smoke check)")
+    parser.add_argument("--quick", action="store_true", help="8 items per task (a smoke check)")
+    parser.add_argument("--limit", type=int, help="items per task (default: all)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
     languages = ("en", "hi", "ja", "de")
     mc = [f"native_{code}_mc" for code in languages]
     gen = [f"native_{code}_gen" for code in languages]
     tasks = ["smoke", *mc]
-    limit = 8 if args.quick else None
+    limit = 8 if args.quick else args.limit
     print("# The llama.cpp path\n")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"demo model {GGUF}; multiple choice: {', '.join(tasks)}; generation: {', '.join(gen)}; "
