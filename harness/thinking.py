@@ -161,3 +161,13 @@ class AnswerWatcher:
 def prompt_opens_thinking(prompt: str, tags: ThinkTags | None) -> bool:
     """Whether a prompt ends inside a think block (a chat template that opens it)."""
     return tags is not None and prompt.rstrip().endswith(tags.start)
+
+
+def record_generation(lm, request, generation: Generation, seconds: float = 0.0) -> None:
+    """Keep one answered generation request on `lm` (llama.cpp, server or vLLM), as
+    `ReasoningAwareHFLM` keeps its own: the `work` counters, the item's `generations` (for the
+    per-sample logs) and lm-eval's request cache."""
+    lm.work["generation_seconds"] += seconds
+    lm.work["generated_tokens"] += generation.tokens
+    lm.generations[(request.task_name, request.doc_id)].append(generation)
+    lm.cache_hook.add_partial("generate_until", request.args, generation.answer)

@@ -593,6 +593,7 @@ def llamacpp_lm_class() -> type:
 
         def generate_until(self, requests, disable_tqdm: bool = True) -> list[str]:
             from harness import progress
+            from harness.thinking import record_generation
 
             answers = []
             seen: dict[str, int] = defaultdict(int)
@@ -604,10 +605,7 @@ def llamacpp_lm_class() -> type:
                     seen[key] += 1  # lm-eval's repeats: the same request k times, k samples
                     began = time.perf_counter()
                     generation = self._generate(context, settings, _seed(self.seed, key, seen[key]))
-                    self.work["generation_seconds"] += time.perf_counter() - began
-                    self.work["generated_tokens"] += generation.tokens
-                    self.generations[(request.task_name, request.doc_id)].append(generation)
-                    self.cache_hook.add_partial("generate_until", request.args, generation.answer)
+                    record_generation(self, request, generation, time.perf_counter() - began)
                     answers.append(generation.answer)
                     bar.update(1)
             finally:

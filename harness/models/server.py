@@ -433,16 +433,14 @@ def _server_lm_class():
 
         def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
             from harness import progress
+            from harness.thinking import record_generation
 
             bar = progress.requests("generation", len(requests))
             answers = []
             for request in requests:
                 began = time.perf_counter()
                 made = self._generate_one(request.args[0], dict(request.args[1]))
-                self.work["generation_seconds"] += time.perf_counter() - began
-                self.work["generated_tokens"] += made.tokens
-                self.generations[(request.task_name, request.doc_id)].append(made)
-                self.cache_hook.add_partial("generate_until", request.args, made.answer)
+                record_generation(self, request, made, time.perf_counter() - began)
                 answers.append(made.answer)
                 bar.update(1)
             bar.close()

@@ -25,7 +25,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.thinking import AnswerWatcher, Generation, ThinkTags, prompt_opens_thinking
+from harness.thinking import (
+    AnswerWatcher,
+    Generation,
+    ThinkTags,
+    prompt_opens_thinking,
+    record_generation,
+)
 
 
 @dataclass(frozen=True)
@@ -245,11 +251,8 @@ class ThinkAwareGeneration:
                     finished=made.finish_reason == "stop",
                     eos_ids=eos_ids,
                 )
-                self.work["generated_tokens"] += generation.tokens
                 answers[i] = generation.answer
-                request = requests[i]
-                self.generations[(request.task_name, request.doc_id)].append(generation)
-                self.cache_hook.add_partial("generate_until", request.args, generation.answer)
+                record_generation(self, requests[i], generation)  # the batch's seconds: above
             bar.update(len(batch))
         bar.close()
         return answers
