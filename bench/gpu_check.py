@@ -484,6 +484,40 @@ def environment(device: str) -> str:
     )
 
 
+def unmet_requirements(roots=("harness", "lm-eval", "datasets", "evaluate", "transformers")):
+    """The requirements of harness and the packages that score with it that the environment
+    does not meet (a server's own packages next to the wheels of `make gpu-wheelhouse`): one
+    line each, e.g. "datasets needs pyarrow>=24.0.0, has 21.0.0"."""
+    from importlib.metadata import PackageNotFoundError, distribution
+    from importlib.metadata import version as installed
+
+    from packaging.requirements import Requirement
+
+    found, seen, todo = [], set(), list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            needs = distribution(name).requires or []
+        except PackageNotFoundError:
+            continue
+        for line in needs:
+            requirement = Requirement(line)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            try:
+                have = installed(requirement.name)
+            except PackageNotFoundError:
+                found.append(f"{name} needs {requirement}, not installed")
+                continue
+            if not requirement.specifier.contains(have, prereleases=True):
+                found.append(f"{name} needs {requirement}, has {have}")
+            todo.append(requirement.name)
+    return sorted(set(found))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
@@ -504,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     progress.quiet_third_party_bars()
     report = Report()
     report.say(f"harness GPU check: {environment(args.device)}")
+    for line in unmet_requirements():  # not a failure by itself: the checks below tell
+        report.say(f"NOTE  unmet requirement: {line}")
     started = time.perf_counter()
     families = [find_family("qwen2.5")] if args.small else list(FAMILIES)
     languages = ["en"] if args.small else ["en", "hi", "ar", "ko"]

@@ -10,7 +10,10 @@ environment, one after the other:
 1. `harness run` with `backend: hf` (transformers, the converted float32 copy, made once
    before the timed run) and with `backend: llamacpp` (the GGUF file as it is): multiple-choice
    items per second in the scoring phase, the peak resident memory of the process holding the
-   model, and agreement per task (the share of items where both chose the same answer);
+   model, and agreement per task (the share of items where both chose the same answer), also
+   for llama.cpp on a float32 copy of the file (bench/dequantized.py: the same weights, without
+   llama.cpp's 8-bit activations), which separates the engine's arithmetic from harness's own
+   tokenization and scoring;
 2. lm-eval's own `gguf` model (`lm_eval.models.gguf.GGUFLM`) against llama-cpp-python's
    server on the same file and tasks: items per second of the whole evaluation;
 3. `harness run` with `backend: server` (the same server, started inside the sandbox):
@@ -192,6 +195,13 @@ def main() -> None:
         run_harness("hf", ["smoke_en"], 2, root)  # makes the converted copy: not timed
         hf = run_harness("hf", tasks, limit, root)
         cpp = run_harness("llamacpp", tasks, limit, root)
+        from dequantized import write_f32_copy
+
+        (root / "f32").mkdir()
+        f32_name = GGUF.replace("Q4_1", "F32")
+        write_f32_copy(demo_directory() / GGUF, root / "f32" / f32_name)
+        control = run_harness("llamacpp", tasks, limit, root,
+                              {"path": str(root / "f32"), "gguf_file": f32_name})  # fmt: skip
         theirs = run_lm_eval_gguf(tasks, limit)
         cpp_gen = run_harness("llamacpp", gen, limit, root)
         served = run_harness("server", gen, limit, root, server_spec)
@@ -217,14 +227,21 @@ def main() -> None:
     print(
         f"- llamacpp / lm-eval gguf MC items/s: **{mc_rate(cpp, mc_tasks) / lm_rate:.2f}x** (goal >= 2x)"
     )
-    print("\nAgreement with the transformers path on the same file (same chosen answer):\n")
-    print("| task | same / items | share |")
-    print("| --- | --- | --- |")
-    total_same = total = 0
-    for task, (same, n) in agreement(hf["answers"], cpp["answers"]).items():
-        total_same, total = total_same + same, total + n
-        print(f"| {task} | {same} / {n} | {same / n:.1%} |")
-    print(f"| **all** | {total_same} / {total} | **{total_same / max(total, 1):.1%}** |")
+    print("\nAgreement with the transformers path (same chosen answer), llama.cpp on the Q4_1 "
+          "file as it is and on its float32 copy (the arithmetic control):\n")  # fmt: skip
+    print("| task | Q4_1: same / items | share | float32 copy: same / items | share |")
+    print("| --- | --- | --- | --- | --- |")
+    quantized = agreement(hf["answers"], cpp["answers"])
+    copied = agreement(hf["answers"], control["answers"])
+    totals = [0, 0, 0, 0]
+    for task in quantized:
+        (same, n), (same_f32, n_f32) = quantized[task], copied.get(task, (0, 0))
+        totals = [a + b for a, b in zip(totals, (same, n, same_f32, n_f32), strict=True)]
+        print(
+            f"| {task} | {same} / {n} | {same / n:.1%} | {same_f32} / {n_f32} | {same_f32 / max(n_f32, 1):.1%} |"
+        )
+    print(f"| **all** | {totals[0]} / {totals[1]} | **{totals[0] / max(totals[1], 1):.1%}** | "
+          f"{totals[2]} / {totals[3]} | **{totals[2] / max(totals[3], 1):.1%}** |")  # fmt: skip
     print("\nScores (acc):\n")
     print("| task | hf | llamacpp | lm-eval gguf (server's echoed log-probabilities) |")
     print("| --- | --- | --- | --- |")

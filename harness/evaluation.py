@@ -23,11 +23,11 @@ def make_lm(loaded: LoadedModel, spec: ModelSpec, generation_store=None):
     if spec.backend == "vllm":
         return loaded.model
     if spec.backend == "llamacpp":
-        from harness.models.llamacpp import make_llamacpp_lm
+        from harness.models.llamacpp_lm import make_llamacpp_lm
 
         return make_llamacpp_lm(loaded, spec)
     if spec.backend == "server":
-        from harness.models.server import make_server_lm
+        from harness.models.server_lm import make_server_lm
 
         return make_server_lm(loaded, spec)
     from harness.generation import ReasoningAwareHFLM, ThinkTags
@@ -329,6 +329,11 @@ def sample_records(
                     hit_token_limit=any(g.hit_token_limit for g in made),
                     generated_tokens=[g.tokens for g in made],
                 )
+                if len(made) > 1:  # k answers: each one's flags too
+                    record.update(
+                        sample_thought=[g.thought for g in made],
+                        sample_hit_token_limit=[g.hit_token_limit for g in made],
+                    )
                 if record["thought"]:
                     record["raw_output"] = [g.raw for g in made]
         metric_values = {
@@ -362,15 +367,14 @@ per-item value)."""
 
 
 def generation_summary(records: list[dict]) -> dict[str, int] | None:
-    """How many answers of a generation task thought, and how many hit the token limit."""
+    """How many answers of a generation task thought, and how many hit the token limit; an
+    item sampled k times counts k answers."""
     made = [r for r in records if "hit_token_limit" in r]
     if not made:
         return None
-    return {
-        "answers": len(made),
-        "hit_token_limit": sum(r["hit_token_limit"] for r in made),
-        "thought": sum(r["thought"] for r in made),
-    }
+    thought = [f for r in made for f in r.get("sample_thought", [r["thought"]])]
+    cut = [f for r in made for f in r.get("sample_hit_token_limit", [r["hit_token_limit"]])]
+    return {"answers": len(cut), "hit_token_limit": sum(cut), "thought": sum(thought)}
 
 
 def output_types(raw: dict[str, Any]) -> dict[str, str]:

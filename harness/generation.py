@@ -180,7 +180,9 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
         """Answers in request order. Requests with the same generation settings are batched
         longest prompt first, as lm-eval batches them."""
         from harness import progress
+        from harness.repeats import start_draws
 
+        start_draws(self)  # sampled batches are seeded per call (`_seed_batch`)
         answers: list[str | None] = [None] * len(requests)
         groups: dict[str, list[int]] = defaultdict(list)
         for index, request in enumerate(requests):
@@ -276,14 +278,10 @@ class ReasoningAwareHFLM(SharedPrefixLoglikelihood, HFLM):
 
     def _seed_batch(self, contexts: list[str], settings: dict) -> None:
         """Seed torch for one sampled batch from the run's seed and the batch itself
-        (`harness.repeats.batch_seed`), so a seeded run, and a resumed one, samples the same."""
-        from harness.repeats import batch_seed
+        (`harness.repeats.draw_seed`), so a seeded run, and a resumed one, samples the same."""
+        from harness.repeats import draw_seed
 
-        key = (tuple(contexts), repr(sorted(settings.items())))
-        draws = self.__dict__.setdefault("_draws", defaultdict(int))
-        seed = getattr(self, "sampling_seed", 1234)
-        torch.manual_seed(batch_seed(seed, contexts, settings, draws[key]))
-        draws[key] += 1
+        torch.manual_seed(draw_seed(self, contexts, settings, getattr(self, "sampling_seed", 1234)))
 
     def _prompt_opens_thinking(self, prompt_ids) -> bool:
         if self.think_tags is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -75,6 +76,34 @@ def batch_seed(seed: int, contexts: Sequence[str], settings: dict, draw: int) ->
     lm-eval's repeats put in batches of their own (batch size below k)."""
     text = json.dumps([seed, sorted(settings.items()), list(contexts), draw], default=str)
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+ENGINE_SEED_BITS = 31
+"""Engines that take one seed per request (llama.cpp, vLLM, an OpenAI-compatible server) get
+`draw_seed`'s value cut to 31 bits: llama.cpp's sampler takes a 32-bit seed and some servers a
+signed one."""
+
+
+def start_draws(owner: Any) -> None:
+    """Start counting `owner`'s draws afresh: each engine calls it at the start of every
+    `generate_until` (lm-eval's generation requests of one suite, all at once), so what a suite
+    samples does not depend on the suites the same engine sampled before."""
+    owner.__dict__["_draws"] = defaultdict(int)
+
+
+def draw_seed(owner: Any, contexts: Sequence[str], settings: dict, seed: int) -> int:
+    """The seed of the next sampled draw of `contexts` (a batch's prompts, or one request's)
+    with `settings`: `batch_seed` of the run's `seed`, the prompts, the settings and how many
+    times `owner` (the engine's LM object) drew the same since its last `start_draws`.
+
+    Every engine seeds through this one derivation: torch per batch on the hf path, the
+    engine per request on llama.cpp, vLLM and a server. So the k samples of an item differ,
+    and a seeded run, resumed or run one suite at a time, samples the same."""
+    key = (tuple(contexts), repr(sorted(settings.items())))
+    draws = owner.__dict__.setdefault("_draws", defaultdict(int))
+    drawn = batch_seed(seed, contexts, settings, draws[key])
+    draws[key] += 1
+    return drawn
 
 
 def sample_each(tasks: Iterable, k: int) -> list[str]:

@@ -134,6 +134,43 @@ def write_config(directory: Path, data: dict, name: str = "run.yaml") -> Path:
     return path
 
 
+LOADER = "!function harness.suites.jsonl.load_local_jsonl"
+
+
+def write_generation_task(
+    directory: Path, name: str, rows: list[dict], *, max_gen_toks: int = 8, ignore: str = ""
+) -> Path:
+    """Write a local lm-eval generation task `name` (prompt -> target, greedy until a newline,
+    exact match, ignoring what the regex `ignore` matches) with `rows` as its test split into
+    `directory` (made if missing); return `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    metric = {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}
+    if ignore:
+        metric["regexes_to_ignore"] = [ignore]
+    task = {
+        "task": name,
+        "custom_dataset": LOADER,
+        "dataset_kwargs": {"data_files": {"test": f"{name}.jsonl"}},
+        "output_type": "generate_until",
+        "test_split": "test",
+        "doc_to_text": "{{prompt}}",
+        "doc_to_target": "{{target}}",
+        "generation_kwargs": {"until": ["\n"], "max_gen_toks": max_gen_toks, "do_sample": False},
+        "metric_list": [metric],
+        "metadata": {"version": 1.0, "language": "en"},
+    }
+    text = yaml.safe_dump(task, allow_unicode=True, sort_keys=False)
+    # lm-eval's !function tag is a YAML tag, not a string
+    text = text.replace(
+        "'!function harness.suites.jsonl.load_local_jsonl'",
+        "!function harness.suites.jsonl.load_local_jsonl",
+    )
+    (directory / f"{name}.yaml").write_text(text, encoding="utf-8")
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    (directory / f"{name}.jsonl").write_text(lines, encoding="utf-8")
+    return directory
+
+
 def run_harness(*args: str, cwd: Path | None = None, env: dict | None = None, timeout=900):
     """Run `python -m harness ARGS` in a fresh process; return the CompletedProcess."""
     full_env = {**os.environ}

@@ -671,7 +671,11 @@ def test_generate_until_answers_in_order_records_and_seeds_each_repeat(tokenizer
     seen: list = []
     lm = scripted_lm(tokenizer, script, seen, think_tags=THINK, think_budget=32, generation_seed=7)
     assert lm.generate_until(requests) == ["Paris", "Paris", " 4", " 4"]
-    assert sorted(p["seed"] for p in seen) == [7, 7, 8, 8]  # each repeat a seed of its own
+    # Each repeat a seed of its own, derived as on every engine (harness.repeats.draw_seed).
+    from harness.repeats import batch_seed
+
+    expected = {batch_seed(7, [c], settings, n) % 2**31 for c in script for n in (0, 1)}
+    assert sorted(p["seed"] for p in seen) == sorted(expected) and len(expected) == 4
     assert {p["max_tokens"] for p in seen} == {6 + 32}
     assert all(p["stop"] == [tokenizer.eos_token] and p["temperature"] == 0.7 for p in seen)
     [first, second] = lm.generations_for("t", 0)

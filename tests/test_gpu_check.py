@@ -55,3 +55,30 @@ def test_a_gpu_check_without_a_gpu_fails_with_one_clear_line():
     )
     assert done.returncode == 1
     assert "torch sees no CUDA device" in done.stdout and "--device cpu --small" in done.stdout
+
+
+def test_unmet_requirements_names_the_package_the_need_and_the_version(tmp_path, monkeypatch):
+    """The report's NOTE lines: a requirement the environment does not meet, read from real
+    package metadata on the path (a server's packages next to the carried wheels)."""
+    import importlib.metadata
+
+    import numpy
+
+    info = tmp_path / "fakepkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.0\n"
+        "Requires-Dist: numpy>=999\nRequires-Dist: not-a-package-here\n"
+        'Requires-Dist: pytest; extra == "test"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import gpu_check
+
+    assert importlib.metadata.version("fakepkg") == "1.0"
+    assert gpu_check.unmet_requirements(("fakepkg",)) == [
+        "fakepkg needs not-a-package-here, not installed",
+        f"fakepkg needs numpy>=999, has {numpy.__version__}",
+    ]
+    assert gpu_check.unmet_requirements(("lm-eval",)) == []  # this venv is consistent

@@ -13,14 +13,16 @@ import pytest
 from harness.config import GenerationLimits
 from harness.repeats import (
     batch_seed,
+    draw_seed,
     lm_eval_seeds,
     pass_at_k,
     sampling_kwargs,
+    start_draws,
     summarize,
     task_summary,
 )
 
-from .conftest import only_run_dir, run_harness, write_config
+from .conftest import only_run_dir, run_harness, write_config, write_generation_task
 
 
 @pytest.mark.parametrize(
@@ -130,6 +132,30 @@ def test_batch_seed_depends_on_the_seed_the_batch_and_the_draw():
     assert 0 <= first < 2**63
 
 
+def test_draw_seed_counts_the_draws_of_each_prompt_per_engine():
+    """The one derivation every engine seeds from: a prompt's k-th draw gets batch_seed's k-th
+    value whatever else was drawn in between; a new engine (a resumed run) and the next call
+    of generate_until start again."""
+
+    class Engine:
+        pass
+
+    settings = {"do_sample": True, "temperature": 0.6}
+    engine = Engine()
+    drawn = [draw_seed(engine, ["a"], settings, 7), draw_seed(engine, ["b"], settings, 7)]
+    drawn.append(draw_seed(engine, ["a"], settings, 7))
+    assert drawn == [
+        batch_seed(7, ["a"], settings, 0),
+        batch_seed(7, ["b"], settings, 0),
+        batch_seed(7, ["a"], settings, 1),
+    ]
+    resumed = Engine()
+    assert draw_seed(resumed, ["a"], settings, 7) == drawn[0]
+    assert draw_seed(resumed, ["a"], {**settings, "top_k": 20}, 7) != drawn[2]
+    start_draws(engine)  # the next generate_until: the same prompt draws as if first
+    assert draw_seed(engine, ["a"], settings, 7) == drawn[0]
+
+
 @pytest.mark.parametrize(
     ("generation", "message"),
     [
@@ -161,37 +187,13 @@ def test_repeats_without_temperature_is_exit_2(tmp_path):
         assert "set temperature above 0" in proc.stderr and "Traceback" not in proc.stderr
 
 
-SAMPLED_TASK = """
-task: sampled_e
-custom_dataset: !function harness.suites.jsonl.load_local_jsonl
-dataset_kwargs:
-  data_files: {test: sampled_e.jsonl}
-output_type: generate_until
-test_split: test
-doc_to_text: "{{prompt}}"
-doc_to_target: "{{target}}"
-generation_kwargs:
-  until: ["\\n"]
-  max_gen_toks: 8
-  do_sample: false
-metric_list:
-  - metric: exact_match
-    aggregation: mean
-    higher_is_better: true
-    regexes_to_ignore: ["[^e]"]
-metadata: {version: 1.0, language: en}
-"""
-"""An exact-match task a random-weight model passes now and then: everything but the letter
-`e` is ignored, so an answer is right when it holds exactly one `e`."""
-
-
 def _sampled_run(tmp_path, model_dir, seed: int, name: str):
+    # An exact-match task a random-weight model passes now and then: everything but the letter
+    # `e` is ignored, so an answer is right when it holds exactly one `e`.
     tasks = tmp_path / "tasks"
     if not tasks.exists():
-        tasks.mkdir()
-        (tasks / "sampled_e.yaml").write_text(SAMPLED_TASK, encoding="utf-8")
         rows = [{"prompt": f"Write a word with one e ({i}):", "target": "e"} for i in range(10)]
-        (tasks / "sampled_e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_generation_task(tasks, "sampled_e", rows, ignore="[^e]")
     # DeepSeek-R1-style card values; four samples per item
     generation = {"temperature": 0.6, "top_p": 0.95, "repeats": 4, "seed": seed}
     config = write_config(
@@ -233,6 +235,13 @@ def test_a_sampled_run_keeps_every_answer_and_reports_mean_and_pass_at_k(
         assert row["sample_correct"] == [a.count("e") == 1 for a in row["answers"]]
         assert row["metrics"]["exact_match"] == pytest.approx(sum(row["sample_correct"]) / 4)
         assert row["correct"] is None and len(row["generated_tokens"]) == 4
+        assert len(row["sample_hit_token_limit"]) == 4 and len(row["sample_thought"]) == 4
+        assert row["hit_token_limit"] == any(row["sample_hit_token_limit"])
+    # The generation summary counts every answer, four per item.
+    assert task["generation"]["answers"] == 40
+    assert task["generation"]["hit_token_limit"] == sum(
+        sum(r["sample_hit_token_limit"]) for r in rows
+    )
     # The task's score, recomputed from the log: mean over items of per-item means, pass@k.
     per_item = [sum(r["sample_correct"]) / 4 for r in rows]
     mean = sum(per_item) / 10

@@ -10,7 +10,7 @@ import pytest
 
 from harness.phases import PHASES
 
-from .conftest import only_run_dir, run_harness, write_config
+from .conftest import only_run_dir, run_harness, write_config, write_generation_task
 
 LANGUAGES = ["en", "hi", "ta", "ar", "fr", "de", "ko", "ja"]
 
@@ -135,33 +135,9 @@ def test_model_and_suite_selection(tmp_path, tiny_model_dir):
     assert list(results["models"]["b"]["suites"]) == ["smoke_fr"]
 
 
-GENERATION_TASK = """
-task: echo_gen
-custom_dataset: !function harness.suites.jsonl.load_local_jsonl
-dataset_kwargs:
-  data_files: {test: echo.jsonl}
-output_type: generate_until
-test_split: test
-doc_to_text: "{{prompt}}"
-doc_to_target: "{{target}}"
-generation_kwargs:
-  until: ["\\n"]
-  max_gen_toks: 8
-  do_sample: false
-metric_list:
-  - metric: exact_match
-    aggregation: mean
-    higher_is_better: true
-metadata: {version: 1.0, language: en}
-"""
-
-
 def test_a_generation_task_from_task_paths(tmp_path, tiny_model_dir):
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "echo.yaml").write_text(GENERATION_TASK, encoding="utf-8")
     rows = [{"prompt": f"Say {w}:", "target": w} for w in ("yes", "no", "maybe")]
-    (tasks / "echo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_generation_task(tmp_path / "tasks", "echo_gen", rows)
     config = write_config(
         tmp_path,
         {

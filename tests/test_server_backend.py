@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from harness.config import ModelSpec
 from harness.models.engines import engine_problems
-from harness.models.server import _Forwarder, free_port, sampling
+from harness.models.server import _Forwarder, free_port
+from harness.models.server_lm import sampling
 from harness.sandbox.loopback import (
     EndpointRelay,
     LoopbackWatch,
@@ -67,6 +68,28 @@ def test_a_served_model_needs_loopback_tcp_and_says_how_to_get_it():
         offline={"sandbox": False, "kernel_block": False},
     )
     RunConfig(name="r", models=[model], suites=["smoke"])
+
+
+def test_the_preflight_plans_a_started_engine_and_leaves_an_endpoint_unplanned():
+    """A started engine runs in the worker: its GGUF file is planned as llama.cpp maps it (the
+    quantized bytes) for the context harness asks of it, with a note that the engine's own
+    allocation is not counted. An endpoint's engine is another machine's business."""
+    from harness.capacity.gguf_header import gguf_layout
+    from harness.capacity.preflight import plan_models
+    from harness.config import RunConfig
+    from harness.models import resolve_model_source
+
+    models = [
+        {"id": "started", **DEMO, "backend": "server", "server": {"command": LLAMA_SERVER}},
+        {"id": "far", **DEMO, "backend": "server", "endpoint": "http://127.0.0.1:8000/v1"},
+    ]
+    config = RunConfig.model_validate({"name": "p", "models": models, "suites": ["smoke"]})
+    source = resolve_model_source(ModelSpec(id="m", **DEMO))
+    started, far = plan_models(config, sources={"started": source, "far": source})
+    assert started.weights_bytes == gguf_layout(source.directory / source.gguf_file)[1]
+    assert started.context == 2048 and started.backend == "server" and started.fits is True
+    assert "engine's own allocation" in started.note
+    assert far.fits is None and "endpoint outside the sandbox" in far.note
 
 
 def test_an_endpoint_off_this_host_or_a_missing_program_is_refused_before_the_run():

@@ -275,7 +275,10 @@ def _plan_one(
     except (KeyError, TypeError, ValueError) as exc:
         note = f"its config cannot be counted ({type(exc).__name__}: {exc})"
         return ModelPlan(**unknown, config_source=origin, model_type=model_type, note=note)
-    if spec.backend == "llamacpp":
+    if spec.backend == "server" and spec.endpoint:
+        note = "served from an endpoint outside the sandbox: its memory is not planned here"
+        return ModelPlan(**unknown, config_source=origin, model_type=model_type, note=note)
+    if spec.backend == "llamacpp" or (spec.backend == "server" and spec.gguf_file):
         known = {"config_source": origin, "model_type": model_type, "parameters": parameters}
         return _plan_llamacpp(spec, hardware, source, config, known)
     if spec.backend == "vllm" or spec.device_map == "auto":
@@ -284,6 +287,9 @@ def _plan_one(
         known = {"config_source": origin, "model_type": model_type, "parameters": parameters}
         return plan_spread(spec, hardware, config, known, context)
     dtype = spec.dtype if spec.dtype != "auto" else auto_dtype(target, gpu.bf16 if gpu else False)
+    note = _notes(spec, gpu, config)
+    if spec.backend == "server":
+        note = "; ".join(filter(None, [note, SERVER_NOTE]))
     context = context or spec.generation.max_length or DEFAULT_CONTEXT
     context = min(context, config.get("max_position_embeddings") or context, longest or context)
     weights = weight_bytes(parameters.total, DTYPES[dtype])
@@ -306,8 +312,14 @@ def _plan_one(
         reserve_bytes=CPU_RESERVE_BYTES if gpu is None else RESERVE_BYTES,
         available_bytes=available,
         gpus_needed=math.ceil((weights + working) / per_gpu),
-        note=_notes(spec, gpu, config),
+        note=note,
     )
+
+
+SERVER_NOTE = (
+    "a started engine: planned as the model's weights and cache; the engine's own allocation "
+    "(vLLM reserves gpu_memory_utilization of the GPU) is not counted"
+)
 
 
 def _plan_llamacpp(spec: ModelSpec, hardware: Hardware, source, config: dict, known: dict):
@@ -325,6 +337,10 @@ def _plan_llamacpp(spec: ModelSpec, hardware: Hardware, source, config: dict, kn
         source = resolve_model_source(spec)
     quantization, tensor_bytes = gguf_layout(source.directory / source.gguf_file)
     context = context_length(spec, config.get("max_position_embeddings"))
+    if spec.backend == "server":
+        from harness.models.server import DEFAULT_CONTEXT as SERVED_CONTEXT
+
+        context = spec.generation.max_length or SERVED_CONTEXT
     batch = min(BATCH_TOKENS, context)
     return ModelPlan(
         model=spec.id,
@@ -341,7 +357,8 @@ def _plan_llamacpp(spec: ModelSpec, hardware: Hardware, source, config: dict, kn
         scorer="llama.cpp",
         reserve_bytes=CPU_RESERVE_BYTES,
         available_bytes=hardware.cpu_available_bytes,
-        backend="llamacpp",
+        backend=spec.backend,
+        note=SERVER_NOTE if spec.backend == "server" else "",
     )
 
 

@@ -21,7 +21,7 @@ machine (tests/test_engines.py); `thinking_vllm_class` joins them to lm-eval's `
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,19 +155,19 @@ def read_generation(
     return watcher.finish(ended=finished and used == len(ids), plain=plain)
 
 
-def seeds_for(requests, seed: int | None) -> list[int | None]:
-    """A seed per request: `seed` for the first sample of an item, `seed + n` for its n-th
-    repeat (lm-eval repeats a request by listing it again), so repeats differ and a seeded run
-    writes the same samples again."""
+def seeds_for(owner, requests, seed: int | None) -> list[int | None]:
+    """A seed per request (`harness.repeats.draw_seed`, the derivation of every engine): from
+    the run's seed, the prompt, its settings and the repeat (lm-eval repeats a request by
+    listing it again), so repeats differ and a seeded run writes the same samples again."""
+    from harness.repeats import ENGINE_SEED_BITS, draw_seed, start_draws
+
+    start_draws(owner)
     if seed is None:
         return [None] * len(requests)
-    seen: Counter = Counter()
-    seeds = []
-    for request in requests:
-        key = (request.task_name, request.doc_id, getattr(request, "idx", 0), repr(request.args))
-        seeds.append(seed + seen[key])
-        seen[key] += 1
-    return seeds
+    return [
+        draw_seed(owner, [request.args[0]], request.args[1], seed) % 2**ENGINE_SEED_BITS
+        for request in requests
+    ]
 
 
 class ThinkAwareGeneration:
@@ -207,7 +207,7 @@ class ThinkAwareGeneration:
         encoded = self.tok_encode(contexts)
         # `evaluate_suite` sets the run's seed as `sampling_seed` on every engine's LM.
         seed = getattr(self, "sampling_seed", None)
-        seeds = seeds_for(requests, self.generation_seed if seed is None else seed)
+        seeds = seeds_for(self, requests, self.generation_seed if seed is None else seed)
         plans = [
             plan_generation(
                 context,

@@ -169,64 +169,30 @@ class EndpointRelay:
     def __init__(self, path: Path, host: str, port: int, model: str) -> None:
         import socket
 
+        from harness.sandbox.splice import Splice
+
         self.host, self.port, self.model = host, port, model
-        self.streams = 0
-        self.sent = self.received = 0
-        self._lock = threading.Lock()
-        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(str(path))
-        self._server.listen(16)
-        self._closed = False
-        threading.Thread(target=self._accept, name="endpoint-relay", daemon=True).start()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(16)
+        self._splice = Splice(listener, self._connect, "endpoint-relay")
 
-    def _accept(self) -> None:
+    def _connect(self):
         import socket
 
-        while True:
-            try:
-                inner, _ = self._server.accept()
-            except OSError:
-                return
-            try:
-                outer = socket.create_connection((self.host, self.port), timeout=10)
-                outer.settimeout(None)
-            except OSError:
-                inner.close()
-                continue
-            with self._lock:
-                self.streams += 1
-            for a, b, up in ((inner, outer, True), (outer, inner, False)):
-                threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
-
-    def _pipe(self, source, sink, up: bool) -> None:
-        import socket
-
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-                with self._lock:
-                    if up:
-                        self.sent += len(data)
-                    else:
-                        self.received += len(data)
-        except OSError:
-            pass
-        finally:
-            for end in (sink, source):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        outer = socket.create_connection((self.host, self.port), timeout=10)
+        outer.settimeout(None)
+        return outer
 
     def close(self) -> dict:
         """Stop accepting; the relay's record for the offline evidence."""
-        self._server.close()
+        self._splice.close()
         return {
             "model": self.model,
             "endpoint": f"{self.host}:{self.port}",
-            "streams": self.streams,
-            "bytes_to_endpoint": self.sent,
-            "bytes_from_endpoint": self.received,
+            "streams": self._splice.streams,
+            "bytes_to_endpoint": self._splice.sent,
+            "bytes_from_endpoint": self._splice.received,
         }
 
 
