@@ -113,8 +113,9 @@ class ServerSpec(_Strict):
     """Seconds to wait for the engine to answer on its port before the model fails."""
 
     api: Literal["completions", "chat-completions"] = "completions"
-    """The OpenAI-compatible API scored through: lm-eval's `local-completions` (loglikelihood
-    and generation) or `local-chat-completions` (generation only)."""
+    """The OpenAI-compatible API scored through: `completions` (loglikelihood and generation,
+    as lm-eval's `local-completions`) or `chat-completions` (generation only; the engine
+    applies the chat template)."""
 
     model_name: str | None = None
     """The model name sent in each request; default: what the engine lists at `/v1/models`."""

@@ -370,3 +370,123 @@ def test_with_think_tags_the_stops_apply_to_the_answer_and_close_the_stream(tmp_
         answers.append([(row["answer"], row["generated_tokens"]) for row in made])
     assert answers[0] == answers[1]
     assert all(tokens[0] < 32 for _, tokens in answers[1])  # stopped well before the limit
+
+
+# The chat-completions API ------------------------------------------------------------------
+
+
+class _ChatStream(http.server.BaseHTTPRequestHandler):
+    """Streams `script` (the `delta` of each chunk) in the chat-completions layout, then a
+    `length` finish; keeps each request's path and body in `seen`."""
+
+    script: list[dict] = []
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802
+        asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _ChatStream.seen.append((self.path, asked))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        chunks = [{"choices": [{"delta": d, "finish_reason": None}]} for d in self.script]
+        chunks.append({"choices": [{"delta": {}, "finish_reason": "length"}]})
+        try:
+            for chunk in chunks:
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the watcher closed the stream: what harness does once the answer is done
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def chat_lm(tiny_chat_model_dir):
+    """`ChatServerLM` against a scripted engine on loopback, with the tiny chat model's own
+    tokenizer; `think` sets the think tags and a budget of 32 tokens."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from harness.models.server_lm import ChatServerLM
+    from harness.thinking import ThinkTags
+
+    engine = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ChatStream)
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_chat_model_dir)
+    served = SimpleNamespace(
+        base_url=f"http://127.0.0.1:{engine.server_port}/v1", model_name="m", context=512
+    )
+
+    def make(think: bool):
+        _ChatStream.seen.clear()
+        return ChatServerLM(
+            engine=served, hf_tokenizer=tokenizer, think_tags=ThinkTags() if think else None,
+            think_budget=32, seed=1234,
+        )  # fmt: skip
+
+    yield make
+    engine.shutdown()
+
+
+def _chat_request(prompt: str, doc_id: int = 0):
+    from lm_eval.api.instance import Instance
+
+    settings = {"until": ["\n"], "max_gen_toks": 6, "do_sample": False}
+    return Instance("generate_until", {}, (prompt, settings), 0, ("t", doc_id, 1))
+
+
+def test_chat_api_thinking_handed_back_apart_is_watched_like_thinking_in_the_text(chat_lm):
+    lm = chat_lm(think=True)
+    _ChatStream.script = [
+        {"role": "assistant"},
+        {"reasoning_content": "France.\n"},
+        {"reasoning_content": "Its capital\n"},
+        {"content": " Paris"},
+        {"content": "\nQ: and"},
+        {"content": " more"},
+    ]
+    assert lm.generate_until([_chat_request("Q: capital of France?\nA:")]) == ["Paris"]
+    [made] = lm.generations_for("t", 0, None)
+    assert made.thought and not made.hit_token_limit
+    assert made.raw.startswith("<think>France.\nIts capital\n</think> Paris")
+    [(path, asked)] = _ChatStream.seen
+    assert path == "/v1/chat/completions"
+    assert asked["messages"] == [{"role": "user", "content": "Q: capital of France?\nA:"}]
+    assert asked["max_tokens"] == 6 + 32 and "stop" not in asked  # the watcher stops
+    # Thinking written in the text, between the tags, reads the same.
+    lm = chat_lm(think=True)
+    _ChatStream.script = [{"content": "<think>a\nb"}, {"content": "</think> 4"}, {"content": "\n"}]
+    assert lm.generate_until([_chat_request("Q: 2+2?\nA:")]) == ["4"]
+    assert lm.generations_for("t", 0, None)[0].thought
+
+
+def test_chat_api_without_tags_gives_the_engine_the_stops_and_refuses_loglikelihood(chat_lm):
+    from harness.errors import ModelLoadError
+
+    lm = chat_lm(think=False)
+    history = lm.apply_chat_template([{"role": "user", "content": "Say yes."}])
+    _ChatStream.script = [{"content": " yes"}, {"content": "\nno"}]
+    assert lm.generate_until([_chat_request(history)]) == [" yes"]
+    [(_, asked)] = _ChatStream.seen
+    assert asked["messages"] == [{"role": "user", "content": "Say yes."}]  # lm-eval's history
+    assert asked["stop"][0] == "\n" and asked["temperature"] == 0.0
+    with pytest.raises(ModelLoadError, match="api: completions"):
+        lm._loglikelihood_tokens([])
+
+
+@pytest.mark.slow
+def test_chat_api_through_llama_cpp_server_in_the_sandbox(tmp_path):
+    model = {"id": "chat", **DEMO, "backend": "server", "chat_template": True,
+             "server": {"command": LLAMA_SERVER, "api": "chat-completions"}}  # fmt: skip
+    proc, run_dir, results = _run(tmp_path, model, ["native_en_gen", "smoke_en"])
+    entry = results["models"]["chat"]
+    gen = entry["suites"]["native_en_gen"]
+    assert gen["status"] == "ok", proc.stdout + proc.stderr
+    assert gen["work"]["generated_tokens"] > 0
+    rows = [json.loads(line) for line in (run_dir / "samples/chat/native_en_gen.jsonl").open()]
+    assert len(rows) == 3 and all(row["generated_tokens"][0] > 0 for row in rows)
+    assert "scores generation tasks only" in entry["suites"]["smoke_en"]["error"]
+    assert results["offline"]["attempts"] == []

@@ -1,6 +1,6 @@
 """lm-eval's model for `backend: server` (harness.models.server starts or finds the engine):
 `ServerLM`, lm-eval's `local-completions` with the model's own tokenizer and think-aware
-streamed generation, or lm-eval's `local-chat-completions` unchanged.
+streamed generation, and `ChatServerLM`, the same over the chat-completions API.
 
 A module of its own because it imports lm-eval, which the supervisor need not pay for.
 """
@@ -11,7 +11,7 @@ import json
 import time
 from collections import defaultdict
 
-from lm_eval.models.openai_completions import LocalChatCompletion, LocalCompletionsAPI
+from lm_eval.models.openai_completions import LocalCompletionsAPI
 
 from harness.config import ModelSpec
 from harness.errors import ModelLoadError
@@ -20,22 +20,13 @@ from harness.thinking import ThinkTags
 
 
 def make_server_lm(loaded: LoadedModel, spec: ModelSpec):
-    """lm-eval's model for the started engine: `ServerLM` (completions), or lm-eval's own
-    `local-chat-completions` (generation only; no think-aware stopping)."""
-    engine = loaded.model
-    if spec.server is not None and spec.server.api == "chat-completions":
-        return LocalChatCompletion(
-            base_url=f"{engine.base_url}/chat/completions",
-            model=engine.model_name,
-            tokenizer_backend=None,
-            max_length=engine.context,
-            seed=spec.generation.seed,
-            max_retries=1,
-        )
+    """lm-eval's model for the started engine: `ServerLM` (the completions API) or
+    `ChatServerLM` (the chat-completions API: generation only)."""
     limits = spec.generation
     tags = ThinkTags(limits.think_start, limits.think_end) if limits.think_start else None
-    return ServerLM(
-        engine=engine,
+    chat = spec.server is not None and spec.server.api == "chat-completions"
+    return (ChatServerLM if chat else ServerLM)(
+        engine=loaded.model,
         hf_tokenizer=loaded.tokenizer,
         think_tags=tags,
         think_budget=limits.think_budget,
@@ -48,10 +39,13 @@ class ServerLM(LocalCompletionsAPI):
     object, so lm-eval looks nothing up), with think-aware streamed generation and the
     same records as `ReasoningAwareHFLM` (`generations`, `generations_for`, `work`)."""
 
+    path = "completions"
+    """The API under the engine's /v1."""
+
     def __init__(self, *, engine, hf_tokenizer, think_tags, think_budget, seed) -> None:
         # tokenizer_backend None: lm-eval loads nothing by name; the tokenizer is set after.
         super().__init__(
-            base_url=f"{engine.base_url}/completions",
+            base_url=f"{engine.base_url}/{self.path}",
             model=engine.model_name,
             tokenizer_backend=None,
             tokenized_requests=False,
@@ -118,6 +112,15 @@ class ServerLM(LocalCompletionsAPI):
         return answers
 
     def _generate_one(self, prompt: str, settings: dict):
+        watcher, payload = self._request(prompt, prompt, settings)
+        payload["prompt"] = prompt
+        ended = stream_completion(self.base_url, payload, watcher, self.timeout)
+        return watcher.finish(ended=ended)
+
+    def _request(self, shown: str, prompt, settings: dict):
+        """The watcher and the payload (all but the prompt) of one request; `shown` is the
+        prompt as the model reads it (its length bounds the tokens asked for; whether it
+        opens a think block decides where the answer starts)."""
         from harness.thinking import AnswerWatcher, prompt_opens_thinking
 
         seed = getattr(self, "sampling_seed", self._seed)
@@ -127,9 +130,9 @@ class ServerLM(LocalCompletionsAPI):
         eos = self.eos_string
         stops += [eos] if eos and eos not in stops else []
         answer_limit = int(settings.pop("max_gen_toks", self._max_gen_toks))
-        room = self.max_length - len(self.tok_encode(prompt))
+        room = self.max_length - len(self.tok_encode(shown))
         budget = max(0, min(self.think_budget, room - answer_limit))
-        opened = prompt_opens_thinking(prompt, self.think_tags)
+        opened = prompt_opens_thinking(shown, self.think_tags)
         total = max(1, min(answer_limit + budget, room))  # the engine refuses more
         watcher = AnswerWatcher(
             stops, self.think_tags, opened=opened, answer_limit=answer_limit,
@@ -138,7 +141,6 @@ class ServerLM(LocalCompletionsAPI):
         fields = sampling(settings)
         payload = {
             "model": self.model,
-            "prompt": prompt,
             "max_tokens": total,
             "stream": True,
             "seed": self._request_seed(seed, prompt, asked) if fields["temperature"] else seed,
@@ -146,8 +148,7 @@ class ServerLM(LocalCompletionsAPI):
         }
         if self.think_tags is None and stops:
             payload["stop"] = stops[:4]  # no thinking: the engine may stop by itself
-        ended = stream_completion(self.base_url, payload, watcher, self.timeout)
-        return watcher.finish(ended=ended)
+        return watcher, payload
 
     def _request_seed(self, seed: int, prompt: str, settings: dict) -> int:
         """The engine's seed for one sampled request (`harness.repeats.draw_seed`): the k
@@ -155,6 +156,58 @@ class ServerLM(LocalCompletionsAPI):
         from harness.repeats import ENGINE_SEED_BITS, draw_seed
 
         return draw_seed(self, [prompt], settings, seed) % 2**ENGINE_SEED_BITS
+
+
+class ChatServerLM(ServerLM):
+    """`ServerLM` over the chat-completions API: the engine applies the chat template, so a
+    prompt goes out as messages (lm-eval's chat history, or the plain prompt as one user
+    message). Generation only: this API gives no log-probabilities of a given text.
+
+    Thinking is watched as on the completions API, on the text as the model writes it. An
+    engine that hands the thinking back apart from the answer (`reasoning_content`, or
+    `reasoning`, as vLLM and SGLang do with a reasoning parser) has it put back between the
+    think tags, so the budget, the answer-only stops and the per-sample logs read the same."""
+
+    path = "chat/completions"
+
+    def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
+        return json.dumps(chat_history, ensure_ascii=False)
+
+    def _loglikelihood_tokens(self, requests, **kwargs):
+        raise ModelLoadError(
+            "`server.api: chat-completions` scores generation tasks only: the chat API gives "
+            "no log-probabilities of a given answer. Use `api: completions` (the default) for "
+            "multiple-choice suites."
+        )
+
+    def _generate_one(self, prompt: str, settings: dict):
+        messages = chat_messages(prompt)
+        shown = prompt
+        if getattr(self.tokenizer, "chat_template", None):
+            shown = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=messages[-1]["role"] == "user",
+                continue_final_message=messages[-1]["role"] == "assistant",
+            )  # fmt: skip
+        watcher, payload = self._request(shown, prompt, settings)
+        payload["messages"] = messages
+        ended = stream_completion(self.base_url, payload, watcher, self.timeout, chat=True)
+        return watcher.finish(ended=ended)
+
+
+def chat_messages(prompt: str) -> list[dict]:
+    """The messages of one chat request: lm-eval's chat history (what `apply_chat_template`
+    made of it), or a plain prompt as one user message."""
+    try:
+        messages = json.loads(prompt)
+    except ValueError:
+        messages = None
+    if (
+        isinstance(messages, list)
+        and messages
+        and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)
+    ):
+        return messages
+    return [{"role": "user", "content": prompt}]
 
 
 def sampling(settings: dict) -> dict:
@@ -171,15 +224,17 @@ def sampling(settings: dict) -> dict:
     return fields
 
 
-def stream_completion(url: str, payload: dict, watcher, timeout: float) -> bool:
+def stream_completion(url: str, payload: dict, watcher, timeout: float, chat=False) -> bool:
     """Stream one completion into `watcher`, closing the stream as soon as it says stop; True
     when the engine ended the generation itself (end of sequence or a stop sequence it was
-    given), False when the watcher or the token limit stopped it."""
+    given), False when the watcher or the token limit stopped it. `chat`: the chat API's
+    chunks (`delta`), with thinking handed back apart put between the watcher's think tags."""
     import requests
 
     session = requests.Session()
     session.trust_env = False  # loopback only: no proxy from the environment
     finished = None
+    reasoning = False
     with session.post(url, json=payload, stream=True, timeout=timeout) as response:
         response.raise_for_status()
         for line in response.iter_lines():
@@ -191,6 +246,23 @@ def stream_completion(url: str, payload: dict, watcher, timeout: float) -> bool:
             chunk = json.loads(body)
             choice = (chunk.get("choices") or [{}])[0]
             finished = choice.get("finish_reason") or finished
-            if choice.get("text") and watcher.feed(choice["text"]):
+            if not chat:
+                pieces = [(choice.get("text"), 1)]
+            else:
+                delta = choice.get("delta") or {}
+                thought = delta.get("reasoning_content") or delta.get("reasoning")
+                tags = watcher.tags
+                pieces = []
+                if thought and tags is not None:
+                    if not reasoning and not watcher.opened:
+                        pieces.append((tags.start, 0))
+                    reasoning = True
+                    pieces.append((thought, 1))
+                if delta.get("content"):
+                    if reasoning:
+                        pieces.append((tags.end, 0))
+                        reasoning = False
+                    pieces.append((delta["content"], 1))
+            if any(text and watcher.feed(text, count) for text, count in pieces):
                 break  # leaving the block closes the connection: the engine stops
     return finished == "stop"
