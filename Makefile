@@ -37,10 +37,11 @@ selftest: $(VENV)/.installed
 # report in bench/results/gpu-check-DATE.txt.
 GPU_WHEELHOUSE ?= .whl-gpu
 GPU_SITE       ?= /tmp/harness-gpu-site
+GPU_CHECK_ARGS ?=
 gpu-check:
 	$(PYTHON) -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 	  --target $(GPU_SITE) $(GPU_WHEELHOUSE)/*.whl
-	PYTHONPATH=$(GPU_SITE) $(PYTHON) bench/gpu_check.py
+	PYTHONPATH=$(GPU_SITE) $(PYTHON) bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 # Made here, with network: the wheels of the packages the server lacks, at this venv's
 # versions, for the server's Python (bench/gpu_wheelhouse.py; default: the lent H200 machine).
