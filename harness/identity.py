@@ -167,3 +167,41 @@ def describe_files(source, files: list[tuple[Path, str]], on_bytes=None) -> list
             name = path.name
         out.append({**digest.to_dict(), "name": name, "role": role})
     return out
+
+
+def lm_eval_task_hash(samples: list[dict]) -> str | None:
+    """lm-eval's own hash of a task as asked (its `task_hashes`: over each item's document,
+    prompt and target hashes), or None when the samples do not carry them."""
+    from lm_eval.utils import hash_string
+
+    try:
+        parts = [s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples]
+    except (KeyError, TypeError):
+        return None
+    return hash_string("".join(parts)) if parts else None
+
+
+_PROBE_CONVERSATION = [
+    {"role": "system", "content": "You are a careful assistant."},
+    {"role": "user", "content": "Name the capital of France."},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And of Japan?"},
+]
+
+
+def chat_template_digest(tokenizer) -> str | None:
+    """sha256 of a fixed conversation rendered through the tokenizer's chat template: what the
+    template does, whichever file it came from. None without a template."""
+    import hashlib
+
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return None
+    for conversation in (_PROBE_CONVERSATION, _PROBE_CONVERSATION[1:]):
+        try:
+            text = tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
+        except Exception:  # a template that refuses a system turn; try without it
+            continue
+        return hashlib.sha256(str(text).encode("utf-8")).hexdigest()
+    return None

@@ -15,8 +15,15 @@ from typing import Any
 
 from harness.config import ModelSpec
 from harness.errors import HarnessError
-from harness.identity import describe_files, identity_digest, source_files
+from harness.identity import (
+    chat_template_digest,
+    describe_files,
+    identity_digest,
+    lm_eval_task_hash,
+    source_files,
+)
 from harness.suites.context_fit import overlong_items
+from harness.work import suite_work, throughput, work_done
 
 log = logging.getLogger("harness")
 
@@ -352,94 +359,6 @@ class ModelScoring:
         self.fail(f"{spec.id} / {suite}", message)
         seconds = round(time.perf_counter() - started, 3)
         return {"status": "failed", "error": message, "seconds": seconds}
-
-
-WORK = ("loglikelihood_requests", "loglikelihood_seconds", "generated_tokens", "generation_seconds")
-"""The counters a model wrapper keeps of the work it did (`ReasoningAwareHFLM.work`)."""
-
-
-def lm_eval_task_hash(samples: list[dict]) -> str | None:
-    """lm-eval's own hash of a task as asked (its `task_hashes`: over each item's document,
-    prompt and target hashes), or None when the samples do not carry them."""
-    from lm_eval.utils import hash_string
-
-    try:
-        parts = [s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples]
-    except (KeyError, TypeError):
-        return None
-    return hash_string("".join(parts)) if parts else None
-
-
-_PROBE_CONVERSATION = [
-    {"role": "system", "content": "You are a careful assistant."},
-    {"role": "user", "content": "Name the capital of France."},
-    {"role": "assistant", "content": "Paris."},
-    {"role": "user", "content": "And of Japan?"},
-]
-
-
-def chat_template_digest(tokenizer) -> str | None:
-    """sha256 of a fixed conversation rendered through the tokenizer's chat template: what the
-    template does, whichever file it came from. None without a template."""
-    import hashlib
-
-    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        return None
-    for conversation in (_PROBE_CONVERSATION, _PROBE_CONVERSATION[1:]):
-        try:
-            text = tokenizer.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
-            )
-        except Exception:  # a template that refuses a system turn; try without it
-            continue
-        return hashlib.sha256(str(text).encode("utf-8")).hexdigest()
-    return None
-
-
-def work_done(lm) -> dict[str, float]:
-    """The wrapper's counters now; zeros for a wrapper that keeps none."""
-    kept = getattr(lm, "work", None) or {}
-    return {key: kept.get(key, 0) for key in WORK}
-
-
-def suite_work(tasks: dict, types: dict[str, str], before: dict, after: dict) -> dict:
-    """What scoring one suite took: items by kind, and the model's own counters (requests,
-    tokens, seconds) for the work it did rather than took from lm-eval's request cache."""
-    work = {key: round(after[key] - before[key], 3) for key in after}
-    generated = {t for t, kind in types.items() if kind == "generate_until"}
-    counts = {t: (v.get("n_samples") or {}).get("effective") or 0 for t, v in tasks.items()}
-    work["loglikelihood_items"] = sum(
-        n for t, n in counts.items() if t in types and t not in generated
-    )
-    work["generation_items"] = sum(n for t, n in counts.items() if t in generated)
-    return work
-
-
-def throughput(entry: dict, peaks: dict[str, int], lm) -> dict:
-    """A model's speed over the suites it scored in this run (cached suites are not counted):
-    load time, multiple-choice items per second, generated tokens per second, peak memory."""
-    scored = [s for s in entry["suites"].values() if s.get("work")]
-    total = {
-        key: sum(s["work"][key] for s in scored)
-        for key in ("loglikelihood_items", "loglikelihood_seconds", "loglikelihood_requests",
-                    "generation_items", "generated_tokens", "generation_seconds")
-    }  # fmt: skip
-    per_item = _rate(total["loglikelihood_items"], total["loglikelihood_seconds"])
-    per_token = _rate(total["generated_tokens"], total["generation_seconds"])
-    return {
-        "load_seconds": entry.get("load_seconds"),
-        "loaded_from": "converted copy" if entry.get("converted_from") else "model files",
-        "suites_scored": len(scored),
-        **total,
-        "loglikelihood_items_per_second": per_item,
-        "generation_tokens_per_second": per_token,
-        **peaks,
-        "context_sharing": getattr(lm, "prefix_sharing", None),
-    }
-
-
-def _rate(amount: float, seconds: float) -> float | None:
-    return round(amount / seconds, 3) if amount and seconds > 0 else None
 
 
 @contextmanager

@@ -139,7 +139,7 @@ def test_a_corrupt_file_is_a_clear_load_error(tmp_path, demo_source):
 def test_tokenizer_and_chat_template_match_transformers(demo_lm, demo_source):
     from transformers import AutoTokenizer
 
-    from harness.scoring import chat_template_digest
+    from harness.identity import chat_template_digest
 
     from .conftest import suite_text
 
