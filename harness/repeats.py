@@ -78,12 +78,6 @@ def batch_seed(seed: int, contexts: Sequence[str], settings: dict, draw: int) ->
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
 
 
-ENGINE_SEED_BITS = 31
-"""Engines that take one seed per request (llama.cpp, vLLM, an OpenAI-compatible server) get
-`draw_seed`'s value cut to 31 bits: llama.cpp's sampler takes a 32-bit seed and some servers a
-signed one."""
-
-
 def start_draws(owner: Any) -> None:
     """Start counting `owner`'s draws afresh: each engine calls it at the start of every
     `generate_until` (lm-eval's generation requests of one suite, all at once), so what a suite
@@ -104,6 +98,12 @@ def draw_seed(owner: Any, contexts: Sequence[str], settings: dict, seed: int) ->
     drawn = batch_seed(seed, contexts, settings, draws[key])
     draws[key] += 1
     return drawn
+
+
+def request_seed(owner: Any, prompt: str, settings: dict, seed: int) -> int:
+    """`draw_seed` for one request, cut to 31 bits: for the engines that take a seed per
+    request (llama.cpp's sampler takes a 32-bit seed, some servers a signed one)."""
+    return draw_seed(owner, [prompt], settings, seed) % 2**31
 
 
 def sample_each(tasks: Iterable, k: int) -> list[str]:

@@ -263,7 +263,7 @@ class LlamaCppLM(TemplateLM):
 
     def generate_until(self, requests, disable_tqdm: bool = True) -> list[str]:
         from harness import progress
-        from harness.repeats import ENGINE_SEED_BITS, draw_seed, start_draws
+        from harness.repeats import request_seed, start_draws
         from harness.thinking import record_generation
 
         answers = []
@@ -274,7 +274,7 @@ class LlamaCppLM(TemplateLM):
             for request in requests:
                 context, settings = request.args
                 # lm-eval's repeats: the same request k times, each drawn with its own seed
-                drawn = draw_seed(self, [context], settings, seed) % 2**ENGINE_SEED_BITS
+                drawn = request_seed(self, context, settings, seed)
                 began = time.perf_counter()
                 generation = self._generate(context, settings, drawn)
                 record_generation(self, request, generation, time.perf_counter() - began)

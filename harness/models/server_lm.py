@@ -99,7 +99,7 @@ class ServerLM(LocalCompletionsAPI):
         from harness.repeats import start_draws
         from harness.thinking import record_generation
 
-        start_draws(self)  # each sampled request's seed: `_request_seed`
+        start_draws(self)  # each sampled request's seed: `request_seed`
         bar = progress.requests("generation", len(requests))
         answers = []
         for request in requests:
@@ -121,6 +121,7 @@ class ServerLM(LocalCompletionsAPI):
         """The watcher and the payload (all but the prompt) of one request; `shown` is the
         prompt as the model reads it (its length bounds the tokens asked for; whether it
         opens a think block decides where the answer starts)."""
+        from harness.repeats import request_seed
         from harness.thinking import AnswerWatcher, prompt_opens_thinking
 
         seed = getattr(self, "sampling_seed", self._seed)
@@ -143,19 +144,12 @@ class ServerLM(LocalCompletionsAPI):
             "model": self.model,
             "max_tokens": total,
             "stream": True,
-            "seed": self._request_seed(seed, prompt, asked) if fields["temperature"] else seed,
+            "seed": request_seed(self, prompt, asked, seed) if fields["temperature"] else seed,
             **fields,
         }
         if self.think_tags is None and stops:
             payload["stop"] = stops[:4]  # no thinking: the engine may stop by itself
         return watcher, payload
-
-    def _request_seed(self, seed: int, prompt: str, settings: dict) -> int:
-        """The engine's seed for one sampled request (`harness.repeats.draw_seed`): the k
-        samples of an item differ, and a resumed run samples the same."""
-        from harness.repeats import ENGINE_SEED_BITS, draw_seed
-
-        return draw_seed(self, [prompt], settings, seed) % 2**ENGINE_SEED_BITS
 
 
 class ChatServerLM(ServerLM):
@@ -184,10 +178,8 @@ class ChatServerLM(ServerLM):
         messages = chat_messages(prompt)
         shown = prompt
         if getattr(self.tokenizer, "chat_template", None):
-            shown = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=messages[-1]["role"] == "user",
-                continue_final_message=messages[-1]["role"] == "assistant",
-            )  # fmt: skip
+            opening = messages[-1]["role"] != "assistant"  # else the answer continues it
+            shown = super().apply_chat_template(messages, add_generation_prompt=opening)
         watcher, payload = self._request(shown, prompt, settings)
         payload["messages"] = messages
         ended = stream_completion(self.base_url, payload, watcher, self.timeout, chat=True)

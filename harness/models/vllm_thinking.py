@@ -159,15 +159,12 @@ def seeds_for(owner, requests, seed: int | None) -> list[int | None]:
     """A seed per request (`harness.repeats.draw_seed`, the derivation of every engine): from
     the run's seed, the prompt, its settings and the repeat (lm-eval repeats a request by
     listing it again), so repeats differ and a seeded run writes the same samples again."""
-    from harness.repeats import ENGINE_SEED_BITS, draw_seed, start_draws
+    from harness.repeats import request_seed, start_draws
 
     start_draws(owner)
     if seed is None:
         return [None] * len(requests)
-    return [
-        draw_seed(owner, [request.args[0]], request.args[1], seed) % 2**ENGINE_SEED_BITS
-        for request in requests
-    ]
+    return [request_seed(owner, request.args[0], request.args[1], seed) for request in requests]
 
 
 class ThinkAwareGeneration:
