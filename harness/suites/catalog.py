@@ -140,10 +140,15 @@ class SuiteCatalog:
             language = self.languages(manager).of(leaf_name, cfg, parents=(name,))
             if language:
                 info.languages[leaf_name] = language
-            files = self._local_data_files(cfg, manager.task_index.get(leaf_name))
+            splits = self._local_data_splits(cfg, manager.task_index.get(leaf_name))
+            files = [p for paths in splits.values() for p in paths]
             if files:
                 info.data_files += files
-                info.items[leaf_name] = sum(check_jsonl(p, cfg) for p in files)
+                counts = {p: check_jsonl(p, cfg) for p in files}  # every file checked
+                # the items are the split lm-eval scores (a dev split only gives few-shot
+                # examples); all files when the split is not named among them
+                scored = splits.get(cfg.get("test_split") or cfg.get("validation_split"), files)
+                info.items[leaf_name] = sum(counts[p] for p in scored)
             elif is_hub_dataset(str(cfg.get("dataset_path") or "json")):
                 location = self._locate(cfg)
                 info.sources[leaf_name] = location
@@ -250,19 +255,18 @@ class SuiteCatalog:
         ]
         return "\n".join(lines + self._unreadable_yaml_lines())
 
-    def _local_data_files(self, cfg: dict, entry) -> list[Path]:
+    def _local_data_splits(self, cfg: dict, entry) -> dict[str, list[Path]]:
+        """A task's local JSONL files per split (none when its data is not local JSON)."""
         kwargs = cfg.get("dataset_kwargs") or {}
         loader = str(cfg.get("custom_dataset") or "")
         uses_local_loader = loader.endswith(LOADER)
         is_json = cfg.get("dataset_path") in ("json", "jsonl") or uses_local_loader
         if not is_json or "data_files" not in kwargs:
-            return []
+            return {}
         base = entry.yaml_path.parent if entry is not None and entry.yaml_path else Path()
         if not uses_local_loader:
             base = Path()  # plain `dataset_path: json` resolves against the working directory
-        return [
-            p for paths in resolve_data_files(kwargs["data_files"], base).values() for p in paths
-        ]
+        return resolve_data_files(kwargs["data_files"], base)
 
     def _source(self, entry) -> str:
         if entry.yaml_path is None:

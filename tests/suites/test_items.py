@@ -114,3 +114,16 @@ def test_a_yaml_syntax_error_is_said_with_its_line(tmp_path):
     other.write_text("group: mine\ntask: [mine_en\n")
     assert likely_definition("mine", [(other, "x")]) == (other, "x")
     assert likely_definition("yours", [(path, described), (other, "x")]) is None
+
+
+def test_a_suites_items_are_the_split_lm_eval_scores_not_its_few_shot_split():
+    """native_en_gen reads gen.jsonl (test, 24 items) and gen_dev.jsonl (dev: 3 few-shot
+    examples). Counting both made every full run of it PARTIAL (24 of 27), its gates never
+    judged. Both files are still checked and hashed."""
+    from harness.suites import SuiteCatalog
+
+    info = SuiteCatalog().describe("native_en")
+    lines = {p.name: sum(1 for _ in p.open(encoding="utf-8")) for p in info.data_files}
+    assert lines["gen.jsonl"] == 24 and lines["gen_dev.jsonl"] == 3
+    assert info.items["native_en_gen"] == 24
+    assert info.items["native_en_mc"] == lines["mc.jsonl"]
